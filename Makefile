@@ -1,0 +1,82 @@
+# plinth Makefile. `make help` lists the targets.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+# Trivy (linked by the operator binary) needs encoding/json/v2.
+export GOEXPERIMENT := jsonv2
+
+BIN ?= $(CURDIR)/bin
+CONTROLLER_GEN ?= $(BIN)/controller-gen
+IMG ?= ghcr.io/plinth-dev/plinth:latest
+
+# Test control plane (envtest). A user who already has binaries sets
+# KUBEBUILDER_ASSETS and nothing is built.
+ENVTEST_K8S_VERSION ?= 1.37.2
+ENVTEST_ETCD_VERSION ?= 3.6.16
+ENVTEST_DIR ?= $(BIN)/k8s/$(ENVTEST_K8S_VERSION)-etcd$(ENVTEST_ETCD_VERSION)
+KUBEBUILDER_ASSETS ?= $(ENVTEST_DIR)
+export KUBEBUILDER_ASSETS
+
+GO_TEST_FLAGS ?= -count=1
+TEST_TIMEOUT ?= 30m
+
+.PHONY: all
+all: build
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy functions.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./api/..."
+
+.PHONY: fmt
+fmt: ## go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## go vet.
+	go vet ./...
+
+.PHONY: verify
+verify: manifests generate ## Fail when generated files differ from the committed ones.
+	go mod tidy
+	git diff --exit-code -- . ':(exclude)bin'
+	@test -z "$$(git status --porcelain --untracked-files=all -- api config bundle go.mod go.sum)" || { git status --porcelain -- api config bundle; echo "untracked generated files"; exit 1; }
+
+.PHONY: envtest
+envtest: ## Build the test control plane (etcd, kube-apiserver) unless KUBEBUILDER_ASSETS has them.
+	@if [ -x "$(KUBEBUILDER_ASSETS)/kube-apiserver" ] && [ -x "$(KUBEBUILDER_ASSETS)/etcd" ]; then \
+		echo "test control plane: $(KUBEBUILDER_ASSETS)"; \
+	else \
+		hack/envtest/build.sh "$(KUBEBUILDER_ASSETS)"; \
+	fi
+
+.PHONY: test
+test: envtest ## Run every test against a real API server.
+	go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: run
+run: envtest ## Run the operator: against KUBECONFIG's cluster, or a local playground when there is none.
+	go run ./hack/playground
+
+##@ Build
+
+.PHONY: build
+build: ## Build the operator binary.
+	go build -trimpath -o $(BIN)/plinth .
+
+.PHONY: docker-build
+docker-build: ## Build the container image.
+	docker build -t $(IMG) .
+
+$(CONTROLLER_GEN):
+	cd hack/tools && GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen

@@ -1,0 +1,213 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BaseImageKind is the kind of BaseImage objects.
+const BaseImageKind = "BaseImage"
+
+// MaxHistory is the number of digests kept in BaseImageStatus.History.
+const MaxHistory = 10
+
+// BaseImageSpec declares one entry of the catalog: a repository and tag (or a
+// pinned digest) that teams may build on, and the policy that judges it.
+// +kubebuilder:validation:XValidation:rule="!(has(self.digest) && self.image.matches(':[^/]*$'))",message="set either a tag in image or digest, not both"
+// +kubebuilder:validation:XValidation:rule="has(self.digest) || self.image.matches(':[^/]*$')",message="image must carry a tag (repository:tag) unless digest pins it"
+type BaseImageSpec struct {
+	// image is the repository of the base image and, unless digest is set,
+	// the tag plinth follows, e.g. registry.example.com/base/python:3.13-slim.
+	// +required
+	Image ImageReference `json:"image"`
+
+	// digest pins the entry to one digest of image's repository instead of
+	// following a tag. A pinned digest is never moved by plinth.
+	// +optional
+	Digest Digest `json:"digest,omitempty"`
+
+	// policyRef names the ImagePolicy, in this namespace, that judges this
+	// entry.
+	// +required
+	PolicyRef LocalObjectReference `json:"policyRef"`
+
+	// description tells users what this base image is for. Catalog
+	// documentation only.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Description string `json:"description,omitempty"`
+
+	// owner is the team or person responsible for this base image, e.g. an
+	// e-mail address or a team name. Catalog documentation only.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Owner string `json:"owner,omitempty"`
+
+	// intendedUse says which workloads should build on this base, e.g.
+	// "Python web services". Catalog documentation only.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	IntendedUse string `json:"intendedUse,omitempty"`
+
+	// upstream is the image this base is built from, e.g.
+	// docker.io/library/debian:bookworm-slim. When upstream moves to a digest
+	// other than the one the resolved image was built from, the entry becomes
+	// Stale with reason UpstreamUpdated. The built-from digest is read from
+	// the image's org.opencontainers.image.base.digest annotation when
+	// present, otherwise it is the upstream digest seen when the resolved
+	// digest first appeared. The same credentials as image are used.
+	// +optional
+	Upstream ImageReference `json:"upstream,omitempty"`
+
+	// platforms limits which platforms of a multi-platform image (an index)
+	// plinth evaluates, e.g. [linux/amd64, linux/arm64]. Empty means every
+	// real platform of the index; attestation manifests are never evaluated.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	Platforms []Platform `json:"platforms,omitempty"`
+
+	// pullSecretRef names a Secret of type kubernetes.io/dockerconfigjson
+	// (or kubernetes.io/dockercfg), in this namespace, holding credentials
+	// for the registry. When it is set, serviceAccountName is not consulted.
+	// +optional
+	PullSecretRef *LocalObjectReference `json:"pullSecretRef,omitempty"`
+
+	// serviceAccountName names a ServiceAccount, in this namespace, whose
+	// imagePullSecrets hold credentials for the registry, as for a Pod.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// suspend tells plinth to stop checking this entry; its last status is
+	// kept. Defaults to false.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// DigestRecord is one digest the entry has resolved to, with its lifecycle.
+type DigestRecord struct {
+	// digest of the image (the index digest for a multi-platform image).
+	// +required
+	Digest string `json:"digest"`
+
+	// firstSeen is when plinth first resolved the entry to this digest.
+	// +required
+	FirstSeen metav1.Time `json:"firstSeen"`
+
+	// approvedAt is when this digest was first approved by the policy.
+	// +optional
+	ApprovedAt *metav1.Time `json:"approvedAt,omitempty"`
+
+	// supersededAt is when a newer digest replaced this one.
+	// +optional
+	SupersededAt *metav1.Time `json:"supersededAt,omitempty"`
+
+	// upstreamDigest is the digest spec.upstream pointed at when this digest
+	// first appeared.
+	// +optional
+	UpstreamDigest string `json:"upstreamDigest,omitempty"`
+}
+
+// BaseImageStatus is what plinth observed and decided about a BaseImage.
+type BaseImageStatus struct {
+	// observedGeneration is the generation of the spec that this status
+	// describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Reconciling, Stalled, Approved and Stale.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// resolvedDigest is the digest the tag (or pin) points at now.
+	// +optional
+	ResolvedDigest string `json:"resolvedDigest,omitempty"`
+
+	// approvedDigest is the newest digest that passed the policy. A new
+	// digest that fails does not clear it.
+	// +optional
+	ApprovedDigest string `json:"approvedDigest,omitempty"`
+
+	// upstreamDigest is the digest spec.upstream points at now.
+	// +optional
+	UpstreamDigest string `json:"upstreamDigest,omitempty"`
+
+	// baseDigest is the upstream digest the resolved image was built from,
+	// when known.
+	// +optional
+	BaseDigest string `json:"baseDigest,omitempty"`
+
+	// imageCreated is the creation time recorded in the resolved image's
+	// configuration; for a multi-platform image, the oldest of the evaluated
+	// platforms.
+	// +optional
+	ImageCreated *metav1.Time `json:"imageCreated,omitempty"`
+
+	// platforms are the platforms of the resolved image that plinth
+	// evaluates.
+	// +optional
+	// +listType=atomic
+	Platforms []string `json:"platforms,omitempty"`
+
+	// history lists the last digests the entry resolved to, newest first
+	// (at most 10).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	History []DigestRecord `json:"history,omitempty"`
+
+	// lastHandledReconcileAt is the value of the
+	// reconcile.plinth.dev/requestedAt annotation that was last acted on.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+}
+
+// BaseImage is one entry of the catalog of approved base images: a
+// repository and tag (or pinned digest) that teams may build on. plinth
+// resolves its digest, judges it against its ImagePolicy and reports the
+// verdict in status conditions.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=bimg,categories=plinth
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.image`
+// +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.resolvedDigest`,priority=1
+// +kubebuilder:printcolumn:name="Approved",type=string,JSONPath=`.status.conditions[?(@.type=="Approved")].status`
+// +kubebuilder:printcolumn:name="Stale",type=string,JSONPath=`.status.conditions[?(@.type=="Stale")].status`
+// +kubebuilder:printcolumn:name="Image Age",type=date,JSONPath=`.status.imageCreated`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BaseImage struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the entry.
+	// +required
+	Spec BaseImageSpec `json:"spec"`
+
+	// status is what plinth observed and decided.
+	// +optional
+	Status BaseImageStatus `json:"status,omitempty"`
+}
+
+// GetConditions returns the status conditions.
+func (in *BaseImage) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (in *BaseImage) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }
+
+// +kubebuilder:object:root=true
+
+// BaseImageList is a list of BaseImages.
+type BaseImageList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BaseImage `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&BaseImage{}, &BaseImageList{})
+}

@@ -1,0 +1,108 @@
+package v1alpha1
+
+// Condition types. Every BaseImage and ImagePolicy reports Ready; the others
+// are documented on the type that sets them.
+const (
+	// ReadyCondition summarises the object: True when it is usable, otherwise
+	// False with the reason of the first failing condition.
+	ReadyCondition = "Ready"
+
+	// ReconcilingCondition is present (True) only while work is in progress,
+	// including retries after a transient failure.
+	ReconcilingCondition = "Reconciling"
+
+	// StalledCondition is present (True) only when plinth cannot progress
+	// without someone acting: fixing the spec, a credential or the policy.
+	StalledCondition = "Stalled"
+
+	// ApprovedCondition is the policy verdict on the resolved digest.
+	ApprovedCondition = "Approved"
+
+	// StaleCondition says whether a rebuild of the base image is due.
+	StaleCondition = "Stale"
+)
+
+// Reasons used by the Ready, Reconciling and Stalled conditions.
+const (
+	// SucceededReason means the object is usable.
+	SucceededReason = "Succeeded"
+
+	// ProgressingReason means plinth is working on the object.
+	ProgressingReason = "Progressing"
+
+	// ProgressingWithRetryReason means a transient failure happened and plinth
+	// will retry with backoff.
+	ProgressingWithRetryReason = "ProgressingWithRetry"
+
+	// SuspendedReason means spec.suspend is true: plinth leaves the entry
+	// alone and keeps its last status.
+	SuspendedReason = "Suspended"
+
+	// InvalidSpecReason means the spec cannot be acted on (for example an
+	// image reference the registry client cannot parse).
+	InvalidSpecReason = "InvalidSpec"
+
+	// AuthenticationFailedReason means the registry refused the credentials
+	// (HTTP 401 or 403), or asked for credentials and none were given.
+	AuthenticationFailedReason = "AuthenticationFailed"
+
+	// PullSecretNotFoundReason means spec.pullSecretRef, or an
+	// imagePullSecret of spec.serviceAccountName, names a Secret that does
+	// not exist.
+	PullSecretNotFoundReason = "PullSecretNotFound"
+
+	// PullSecretInvalidReason means the pull secret is not a valid
+	// kubernetes.io/dockerconfigjson (or dockercfg) Secret.
+	PullSecretInvalidReason = "PullSecretInvalid"
+
+	// ServiceAccountNotFoundReason means spec.serviceAccountName names a
+	// ServiceAccount that does not exist.
+	ServiceAccountNotFoundReason = "ServiceAccountNotFound"
+
+	// ImageNotFoundReason means the registry answered 404 for the tag or
+	// pinned digest.
+	ImageNotFoundReason = "ImageNotFound"
+
+	// RegistryUnavailableReason means the registry could not be reached or
+	// answered with a server error; plinth retries with backoff.
+	RegistryUnavailableReason = "RegistryUnavailable"
+
+	// PolicyNotFoundReason means spec.policyRef names an ImagePolicy that
+	// does not exist in the BaseImage's namespace. The entry recovers by
+	// itself when the policy appears.
+	PolicyNotFoundReason = "PolicyNotFound"
+
+	// PolicyNotReadyReason means the referenced ImagePolicy exists but is
+	// not valid.
+	PolicyNotReadyReason = "PolicyNotReady"
+
+	// PolicyDeniedReason means the policy refuses the entry outright (for
+	// example its registry is not allowed), so nothing is fetched until the
+	// spec or the policy changes.
+	PolicyDeniedReason = "PolicyDenied"
+)
+
+// Reasons used by the Approved condition.
+const (
+	// PolicyPassedReason means the resolved digest meets every rule of the
+	// policy.
+	PolicyPassedReason = "PolicyPassed"
+
+	// UnapprovedRegistryReason means the image's registry or repository
+	// matches none of the policy's allowedRegistries.
+	UnapprovedRegistryReason = "UnapprovedRegistry"
+)
+
+// Reasons used by the Stale condition.
+const (
+	// MaxAgeExceededReason means the image is older than the policy's
+	// maxAge: a rebuild is due even without a vulnerability.
+	MaxAgeExceededReason = "MaxAgeExceeded"
+
+	// UpstreamUpdatedReason means spec.upstream now points at a digest other
+	// than the one the resolved image was built from.
+	UpstreamUpdatedReason = "UpstreamUpdated"
+
+	// UpToDateReason (with status False) means no rebuild is due.
+	UpToDateReason = "UpToDate"
+)
