@@ -65,8 +65,9 @@ test: envtest ## Run every test against a real API server.
 	go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
 
 .PHONY: run
-run: envtest ## Run the operator: against KUBECONFIG's cluster, or a local playground when there is none.
-	go run ./hack/playground
+run: envtest build ## Run the operator: against KUBECONFIG's cluster, or a local playground when there is none.
+	go build -o $(BIN)/playground ./hack/playground
+	$(BIN)/playground
 
 ##@ Build
 

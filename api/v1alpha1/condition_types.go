@@ -63,6 +63,11 @@ const (
 	// pinned digest.
 	ImageNotFoundReason = "ImageNotFound"
 
+	// InvalidImageReason means the registry returned a manifest or
+	// configuration plinth cannot use (malformed, too large, or of an
+	// unexpected media type), or a platform filter matched nothing.
+	InvalidImageReason = "InvalidImage"
+
 	// RegistryUnavailableReason means the registry could not be reached or
 	// answered with a server error; plinth retries with backoff.
 	RegistryUnavailableReason = "RegistryUnavailable"

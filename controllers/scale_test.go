@@ -1,0 +1,103 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+	imagetest "github.com/plinth-dev/plinth/test/images"
+	registrytest "github.com/plinth-dev/plinth/test/registry"
+	"github.com/plinth-dev/plinth/test/testenv"
+)
+
+// Cost follows change: once 200 entries are resolved, a round of reconciles
+// in which no digest changed writes no status and costs at most one manifest
+// request per image at the registry.
+func TestUnchangedDigestsCostOneRequestAndNoWrite(t *testing.T) {
+	const n = 200
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	reg := registrytest.New(t)
+	img, err := imagetest.Image(imagetest.ImageOptions{Created: recent, Files: map[string]string{"etc/motd": "scale"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	createPolicy(t, ns, "p", catalogv1.ImagePolicySpec{MaxAge: duration(720 * 3600e9)})
+	keys := make([]client.ObjectKey, 0, n)
+	for i := range n {
+		ref := fmt.Sprintf("%s/base/image-%03d:1", reg.Host, i)
+		_, err := imagetest.PushImage(ctx, ref, img)
+		g.Expect(err).NotTo(HaveOccurred())
+		keys = append(keys, createBaseImage(t, ns, fmt.Sprintf("image-%03d", i), catalogv1.BaseImageSpec{
+			Image: catalogv1.ImageReference(ref), PolicyRef: catalogv1.LocalObjectReference{Name: "p"}}))
+	}
+
+	// First round, by the running operator, until every entry is Ready and
+	// no status changes for a while.
+	versions := map[string]string{}
+	readVersions := func(g Gomega) map[string]string {
+		var list catalogv1.BaseImageList
+		g.Expect(apiReader.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(n))
+		v := map[string]string{}
+		for _, bi := range list.Items {
+			c := apimeta.FindStatusCondition(bi.Status.Conditions, catalogv1.ReadyCondition)
+			g.Expect(c).NotTo(BeNil(), bi.Name)
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue), bi.Name)
+			v[bi.Name] = bi.ResourceVersion
+		}
+		return v
+	}
+	g.Eventually(func(g Gomega) {
+		before := readVersions(g)
+		time.Sleep(time.Second)
+		g.Expect(readVersions(g)).To(Equal(before))
+		versions = before
+	}, 3*timeout, tick).Should(Succeed())
+
+	// Second round: the same reconciler code and registry client as the
+	// operator's, counting writes.
+	var writes atomic.Int64
+	direct, err := client.NewWithWatch(testEnv.Config, client.Options{Scheme: testenv.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	counting := interceptor.NewClient(direct, interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+			writes.Add(1)
+			return c.SubResource(sub).Patch(ctx, obj, p, opts...)
+		},
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			writes.Add(1)
+			return c.SubResource(sub).Update(ctx, obj, opts...)
+		},
+	})
+	r := &BaseImageReconciler{Client: counting, APIReader: apiReader, Registry: regClient, Clock: clock.RealClock{}}
+	reg.ResetCounts()
+	for _, key := range keys {
+		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: key})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(res.RequeueAfter).To(BeNumerically(">", 0), "requeued at the next deadline")
+	}
+	g.Expect(writes.Load()).To(BeZero(), "status writes")
+	for i := range n {
+		g.Expect(reg.ManifestRequests(fmt.Sprintf("base/image-%03d", i))).To(BeNumerically("<=", 1), "manifest requests for image %d", i)
+	}
+	g.Expect(reg.Requests()).To(BeNumerically("<=", n), "registry requests of any kind")
+	t.Logf("second round: %d registry requests, %d manifest requests, %d status writes for %d images",
+		reg.Requests(), reg.TotalManifestRequests(), writes.Load(), n)
+
+	var list catalogv1.BaseImageList
+	g.Expect(apiReader.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	for _, bi := range list.Items {
+		g.Expect(bi.ResourceVersion).To(Equal(versions[bi.Name]), "%s was written", bi.Name)
+	}
+}

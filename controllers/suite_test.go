@@ -1,0 +1,163 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+	"github.com/plinth-dev/plinth/internal/registry"
+	"github.com/plinth-dev/plinth/test/testenv"
+)
+
+// The suite runs the real reconcilers in a manager against a real API
+// server. Each test works in a namespace of its own, with a registry of its
+// own.
+var (
+	k8sClient client.Client
+	apiReader client.Reader
+	regClient *registry.Client
+	testEnv   *testenv.Environment
+	nsCounter atomic.Int64
+)
+
+const (
+	timeout = 20 * time.Second
+	tick    = 100 * time.Millisecond
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapLevel())))
+	env, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	testEnv = env
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:  testenv.Scheme(),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// Short timeouts and few retries keep fault tests quick.
+	regClient = registry.New(registry.Options{Timeout: 5 * time.Second, RateLimit: 1000, Burst: 1000, Retries: 1})
+	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := (&ImagePolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := (&BaseImageReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Registry:                regClient,
+		Recorder:                mgr.GetEventRecorder("plinth"),
+		MaxConcurrentReconciles: 8,
+	}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	k8sClient = mgr.GetClient()
+	apiReader = mgr.GetAPIReader()
+
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		fmt.Fprintln(os.Stderr, "cache did not sync")
+		return 1
+	}
+	code := m.Run()
+	cancel()
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	return code
+}
+
+func zapLevel() zapcore.Level {
+	if os.Getenv("PLINTH_TEST_VERBOSE") != "" {
+		return zapcore.DebugLevel
+	}
+	// Reconcile errors are expected in fault tests; tests assert on
+	// conditions instead.
+	return zapcore.DPanicLevel
+}
+
+// newNamespace creates a namespace for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("t%d", nsCounter.Add(1))}}
+	if err := k8sClient.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	// The test's registry closes when the test ends: its entries go too, so
+	// they do not retry against a closed port for the rest of the suite.
+	t.Cleanup(func() {
+		_ = k8sClient.DeleteAllOf(context.Background(), &catalogv1.BaseImage{}, client.InNamespace(ns.Name))
+	})
+	return ns.Name
+}
+
+// condition returns a condition of a BaseImage as read from the API server,
+// or nil.
+func condition(g Gomega, key client.ObjectKey, typ string) *metav1.Condition {
+	var bi catalogv1.BaseImage
+	g.Expect(apiReader.Get(context.Background(), key, &bi)).To(Succeed())
+	return meta.FindStatusCondition(bi.Status.Conditions, typ)
+}
+
+// getBaseImage reads a BaseImage from the API server.
+func getBaseImage(g Gomega, key client.ObjectKey) *catalogv1.BaseImage {
+	var bi catalogv1.BaseImage
+	g.Expect(apiReader.Get(context.Background(), key, &bi)).To(Succeed())
+	return &bi
+}
+
+// requestReconcile asks for an immediate reconcile through the annotation a
+// user would set.
+func requestReconcile(t *testing.T, key client.ObjectKey) {
+	t.Helper()
+	var bi catalogv1.BaseImage
+	if err := k8sClient.Get(context.Background(), key, &bi); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(bi.DeepCopy())
+	if bi.Annotations == nil {
+		bi.Annotations = map[string]string{}
+	}
+	bi.Annotations[catalogv1.ReconcileRequestAnnotation] = time.Now().Format(time.RFC3339Nano)
+	if err := k8sClient.Patch(context.Background(), &bi, patch); err != nil {
+		t.Fatal(err)
+	}
+}

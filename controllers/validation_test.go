@@ -1,0 +1,89 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+)
+
+// The API server itself refuses bad objects, with messages a user can act
+// on.
+func TestAPIServerRefusesInvalidBaseImages(t *testing.T) {
+	ns := newNamespace(t)
+	policy := catalogv1.LocalObjectReference{Name: "p"}
+	digest := catalogv1.Digest("sha256:" + strings.Repeat("a", 64))
+	tests := []struct {
+		name    string
+		spec    catalogv1.BaseImageSpec
+		message string // "" means accepted
+	}{
+		{"tag", catalogv1.BaseImageSpec{Image: "registry.example.com/base/python:3.13-slim", PolicyRef: policy}, ""},
+		{"registry with port", catalogv1.BaseImageSpec{Image: "localhost:5000/base/alpine:3.22", PolicyRef: policy}, ""},
+		{"docker hub short name", catalogv1.BaseImageSpec{Image: "debian:bookworm-slim", PolicyRef: policy}, ""},
+		{"digest pin", catalogv1.BaseImageSpec{Image: "registry.example.com/base/python", Digest: digest, PolicyRef: policy}, ""},
+		{"upper-case repository", catalogv1.BaseImageSpec{Image: "registry.example.com/Base/Python:3", PolicyRef: policy},
+			"must be an image reference such as registry.example.com/base/python:3.13-slim"},
+		{"spaces", catalogv1.BaseImageSpec{Image: "python 3", PolicyRef: policy}, "must be an image reference"},
+		{"double colon", catalogv1.BaseImageSpec{Image: "python::3", PolicyRef: policy}, "must be an image reference"},
+		{"digest inside image", catalogv1.BaseImageSpec{Image: catalogv1.ImageReference("python@" + string(digest)), PolicyRef: policy}, "must be an image reference"},
+		{"tag and digest", catalogv1.BaseImageSpec{Image: "registry.example.com/base/python:3.13", Digest: digest, PolicyRef: policy},
+			"set either a tag in image or digest, not both"},
+		{"neither tag nor digest", catalogv1.BaseImageSpec{Image: "registry.example.com/base/python", PolicyRef: policy},
+			"image must carry a tag (repository:tag) unless digest pins it"},
+		{"short digest", catalogv1.BaseImageSpec{Image: "registry.example.com/base/python", Digest: "sha256:abc", PolicyRef: policy},
+			"must be a digest such as sha256: followed by 64 lower-case hex digits"},
+		{"bad upstream", catalogv1.BaseImageSpec{Image: "python:3", Upstream: "Debian:Bookworm", PolicyRef: policy}, "spec.upstream"},
+		{"bad platform", catalogv1.BaseImageSpec{Image: "python:3", Platforms: []catalogv1.Platform{"amd64"}, PolicyRef: policy},
+			"must be a platform such as linux/amd64"},
+		{"no policy", catalogv1.BaseImageSpec{Image: "python:3"}, "spec.policyRef.name"},
+		{"long description", catalogv1.BaseImageSpec{Image: "python:3", PolicyRef: policy, Description: strings.Repeat("x", 1025)},
+			"spec.description: Too long"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &catalogv1.BaseImage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "b" + string(rune('a'+i))}, Spec: tt.spec}
+			err := k8sClient.Create(context.Background(), b)
+			switch {
+			case tt.message == "" && err != nil:
+				t.Fatalf("refused a valid BaseImage: %v", err)
+			case tt.message != "" && err == nil:
+				t.Fatalf("accepted an invalid BaseImage")
+			case tt.message != "" && !strings.Contains(err.Error(), tt.message):
+				t.Fatalf("error %q does not say %q", err, tt.message)
+			}
+		})
+	}
+}
+
+func TestAPIServerRefusesInvalidImagePolicies(t *testing.T) {
+	ns := newNamespace(t)
+	tests := []struct {
+		name    string
+		spec    catalogv1.ImagePolicySpec
+		message string
+	}{
+		{"valid", catalogv1.ImagePolicySpec{AllowedRegistries: []string{"*.example.com"}, MaxAge: duration(720 * 3600e9), RescanInterval: duration(3600e9)}, ""},
+		{"zero maxAge", catalogv1.ImagePolicySpec{MaxAge: duration(0)}, "maxAge must be a positive duration"},
+		{"negative maxAge", catalogv1.ImagePolicySpec{MaxAge: duration(-3600e9)}, "spec.maxAge"},
+		{"tiny rescanInterval", catalogv1.ImagePolicySpec{RescanInterval: duration(1e6)}, "rescanInterval must be a duration of at least 1s"},
+		{"empty registry pattern", catalogv1.ImagePolicySpec{AllowedRegistries: []string{""}}, "spec.allowedRegistries[0]"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &catalogv1.ImagePolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p" + string(rune('a'+i))}, Spec: tt.spec}
+			err := k8sClient.Create(context.Background(), p)
+			switch {
+			case tt.message == "" && err != nil:
+				t.Fatalf("refused a valid ImagePolicy: %v", err)
+			case tt.message != "" && err == nil:
+				t.Fatalf("accepted an invalid ImagePolicy")
+			case tt.message != "" && !strings.Contains(err.Error(), tt.message):
+				t.Fatalf("error %q does not say %q", err, tt.message)
+			}
+		})
+	}
+}

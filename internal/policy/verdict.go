@@ -1,0 +1,78 @@
+package policy
+
+import (
+	"fmt"
+	"time"
+
+	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+)
+
+// Input is what the verdict is computed from.
+type Input struct {
+	// Now is the time of the evaluation.
+	Now time.Time
+
+	// RegistryAllowed reports whether the image's registry matches the
+	// policy's allowedRegistries.
+	RegistryAllowed bool
+
+	// ImageCreated is the image's creation time; zero when unknown.
+	ImageCreated time.Time
+
+	// MaxAge is the policy's maxAge; zero means no limit.
+	MaxAge time.Duration
+
+	// UpstreamDigest is the digest the upstream image points at now; empty
+	// when the entry has no upstream.
+	UpstreamDigest string
+
+	// BaseDigest is the upstream digest the image was built from; empty when
+	// unknown.
+	BaseDigest string
+}
+
+// Verdict is the decision on one digest.
+type Verdict struct {
+	// Approved is the Approved condition's status, with its reason and
+	// message.
+	Approved        bool
+	ApprovedReason  string
+	ApprovedMessage string
+
+	// Stale says whether a rebuild is due, with its reason and message.
+	Stale        bool
+	StaleReason  string
+	StaleMessage string
+
+	// NextDeadline is the next time the verdict changes by itself without
+	// any new observation (the image crossing maxAge); zero when none.
+	NextDeadline time.Time
+}
+
+// Evaluate computes the verdict. Messages depend only on the input's
+// observations, never on Now, so an unchanged observation gives an
+// unchanged verdict.
+func Evaluate(in Input) Verdict {
+	var v Verdict
+	if in.RegistryAllowed {
+		v.Approved, v.ApprovedReason = true, catalogv1.PolicyPassedReason
+		v.ApprovedMessage = "The image meets the policy"
+	} else {
+		v.ApprovedReason = catalogv1.UnapprovedRegistryReason
+		v.ApprovedMessage = "The image's registry is not in the policy's allowedRegistries"
+	}
+
+	v.StaleReason, v.StaleMessage = catalogv1.UpToDateReason, "No rebuild is due"
+	switch {
+	case in.MaxAge > 0 && !in.ImageCreated.IsZero() && !in.Now.Before(in.ImageCreated.Add(in.MaxAge)):
+		v.Stale, v.StaleReason = true, catalogv1.MaxAgeExceededReason
+		v.StaleMessage = fmt.Sprintf("The image is older than the policy's maxAge of %s", in.MaxAge)
+	case in.UpstreamDigest != "" && in.BaseDigest != "" && in.UpstreamDigest != in.BaseDigest:
+		v.Stale, v.StaleReason = true, catalogv1.UpstreamUpdatedReason
+		v.StaleMessage = fmt.Sprintf("The upstream image moved to %s; the image was built from %s", in.UpstreamDigest, in.BaseDigest)
+	}
+	if in.MaxAge > 0 && !in.ImageCreated.IsZero() && v.StaleReason != catalogv1.MaxAgeExceededReason {
+		v.NextDeadline = in.ImageCreated.Add(in.MaxAge)
+	}
+	return v
+}

@@ -1,0 +1,215 @@
+// Package registry is plinth's access to OCI registries: it resolves tags to
+// digests, reads manifests and configs, turns pull Secrets into credentials,
+// matches references against allowed registries, and classifies failures
+// into stable, typed errors. Requests are polite: rate limited per host,
+// bounded in time and size, and retried with backoff that honours
+// Retry-After.
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/time/rate"
+)
+
+// Defaults applied to zero Options fields.
+const (
+	DefaultTimeout          = 30 * time.Second
+	DefaultRateLimit        = 10.0
+	DefaultBurst            = 20
+	DefaultMaxManifestBytes = 4 << 20
+	DefaultRetries          = 3
+	DefaultRetryBackoff     = 500 * time.Millisecond
+	DefaultMaxRetryAfter    = 30 * time.Second
+)
+
+// maxPullers bounds the cache of authenticated transports; when it is full
+// the cache starts over.
+const maxPullers = 1024
+
+// Options configures a Client. The zero value gives the defaults.
+type Options struct {
+	// Transport is the base HTTP transport. Nil means a clone of
+	// http.DefaultTransport.
+	Transport http.RoundTripper
+	// UserAgent is sent with every request, before go-containerregistry's own.
+	UserAgent string
+	// Timeout bounds each HTTP request attempt. Default DefaultTimeout.
+	Timeout time.Duration
+	// RateLimit is the number of requests per second allowed per registry
+	// host. Default DefaultRateLimit.
+	RateLimit float64
+	// Burst is the rate limiter's bucket size per host. Default DefaultBurst.
+	Burst int
+	// MaxManifestBytes refuses manifests, indexes and image configs larger
+	// than this many bytes. Default DefaultMaxManifestBytes.
+	MaxManifestBytes int64
+	// Retries is how many times a request failing with 429, 5xx or a
+	// network error is retried. Zero means DefaultRetries; negative means
+	// no retries.
+	Retries int
+	// RetryBackoff is the wait before the first retry; it doubles with each
+	// further retry. Default DefaultRetryBackoff.
+	RetryBackoff time.Duration
+	// MaxRetryAfter caps the wait a registry can ask for with Retry-After,
+	// and the backoff. Default DefaultMaxRetryAfter.
+	MaxRetryAfter time.Duration
+}
+
+// Client talks to OCI registries politely. It keeps one authenticated
+// transport per registry host and credential, so that repeated requests do
+// not repeat the /v2/ ping and token exchange. It is safe for concurrent use.
+type Client struct {
+	transport   *politeTransport
+	userAgent   string
+	maxManifest int64
+
+	mu      sync.Mutex
+	pullers map[pullerKey]*remote.Puller
+}
+
+type pullerKey struct {
+	registry    string
+	fingerprint string
+}
+
+// New returns a Client with o's settings.
+func New(o Options) *Client {
+	base := o.Transport
+	if base == nil {
+		base = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	t := &politeTransport{
+		next:          base,
+		timeout:       positiveOr(o.Timeout, DefaultTimeout),
+		limit:         rate.Limit(positiveOr(o.RateLimit, DefaultRateLimit)),
+		burst:         positiveOr(o.Burst, DefaultBurst),
+		retries:       o.Retries,
+		backoff:       positiveOr(o.RetryBackoff, DefaultRetryBackoff),
+		maxRetryAfter: positiveOr(o.MaxRetryAfter, DefaultMaxRetryAfter),
+		maxManifest:   positiveOr(o.MaxManifestBytes, DefaultMaxManifestBytes),
+		limiters:      map[string]*rate.Limiter{},
+	}
+	switch {
+	case o.Retries == 0:
+		t.retries = DefaultRetries
+	case o.Retries < 0:
+		t.retries = 0
+	}
+	return &Client{
+		transport:   t,
+		userAgent:   o.UserAgent,
+		maxManifest: t.maxManifest,
+		pullers:     map[pullerKey]*remote.Puller{},
+	}
+}
+
+func positiveOr[T int | int64 | float64 | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// Head resolves ref, a tag or digest reference, to the descriptor of its
+// manifest. With a warm transport for the registry and credentials this is a
+// single manifest HEAD request. If the registry does not answer HEAD with a
+// digest, Head falls back to GET. A nil kc means anonymous access.
+func (c *Client) Head(ctx context.Context, ref name.Reference, kc authn.Keychain) (*v1.Descriptor, error) {
+	p, anonymous, err := c.puller(ctx, ref.Context(), kc)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := p.Head(ctx, ref)
+	if err == nil {
+		return desc, nil
+	}
+	if !headUnsupported(ctx, err) {
+		return nil, classify(err, anonymous)
+	}
+	d, err := p.Get(ctx, ref)
+	if err != nil {
+		return nil, classify(err, anonymous)
+	}
+	return &d.Descriptor, nil
+}
+
+// headUnsupported tells whether a HEAD failure means the registry does not
+// serve HEAD properly (no digest header, 405, 501) rather than a failure a
+// GET would meet too.
+func headUnsupported(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.StatusCode == http.StatusMethodNotAllowed || te.StatusCode == http.StatusNotImplemented
+	}
+	var e *Error
+	var ue *url.Error
+	return !errors.As(err, &e) && !errors.As(err, &ue)
+}
+
+// puller returns the cached puller for repo's registry and the credentials
+// kc gives for repo, and whether those credentials are anonymous.
+func (c *Client) puller(ctx context.Context, repo name.Repository, kc authn.Keychain) (*remote.Puller, bool, error) {
+	if kc == nil {
+		kc = authn.NewMultiKeychain()
+	}
+	auth, err := authn.Resolve(ctx, kc, repo)
+	if err != nil {
+		return nil, false, &Error{Kind: KindUnauthorized, Message: "registry credentials could not be resolved", Err: err}
+	}
+	cfg, err := authn.Authorization(ctx, auth)
+	if err != nil {
+		return nil, false, &Error{Kind: KindUnauthorized, Message: "registry credentials could not be resolved", Err: err}
+	}
+	anonymous := *cfg == authn.AuthConfig{}
+	key := pullerKey{registry: repo.Registry.Scheme() + "://" + repo.RegistryStr(), fingerprint: fingerprint(cfg)}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.pullers[key]; ok {
+		return p, anonymous, nil
+	}
+	never := func(error) bool { return false }
+	p, err := remote.NewPuller(
+		remote.WithAuth(authn.FromConfig(*cfg)),
+		remote.WithTransport(c.transport),
+		remote.WithUserAgent(c.userAgent),
+		// Retries happen in the polite transport, which honours Retry-After.
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryPredicate(never),
+		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
+	)
+	if err != nil {
+		return nil, anonymous, &Error{Kind: KindInvalid, Message: "registry client could not be configured", Err: err}
+	}
+	if len(c.pullers) >= maxPullers {
+		c.pullers = map[pullerKey]*remote.Puller{}
+	}
+	c.pullers[key] = p
+	return p, anonymous, nil
+}
+
+// fingerprint identifies credentials without keeping them in clear.
+func fingerprint(cfg *authn.AuthConfig) string {
+	h := sha256.New()
+	for _, s := range []string{cfg.Username, cfg.Password, cfg.Auth, cfg.IdentityToken, cfg.RegistryToken} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

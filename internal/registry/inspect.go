@@ -1,0 +1,258 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// OCI and BuildKit annotation keys read by Inspect.
+const (
+	// AnnotationBaseDigest names the digest of the image an image was built from.
+	AnnotationBaseDigest = "org.opencontainers.image.base.digest"
+	// AnnotationBaseName names the reference of the image an image was built from.
+	AnnotationBaseName = "org.opencontainers.image.base.name"
+	// AnnotationReferenceType is set to "attestation-manifest" on the index
+	// entries BuildKit adds for provenance and SBOM attestations.
+	AnnotationReferenceType = "vnd.docker.reference.type"
+)
+
+// ImageInfo is what plinth needs to know about an image or index digest.
+type ImageInfo struct {
+	// Digest is the digest inspected (the index digest for an index).
+	Digest string
+	// MediaType is the media type of the manifest or index.
+	MediaType string
+	// Platforms are the evaluated platforms, os/arch[/variant], sorted.
+	Platforms []string
+	// Created is the oldest creation time among the evaluated platforms;
+	// zero if none recorded one.
+	Created time.Time
+	// BaseDigest is the org.opencontainers.image.base.digest annotation of
+	// the index or manifest, or else of the first evaluated platform's
+	// manifest.
+	BaseDigest string
+	// BaseName is the org.opencontainers.image.base.name annotation, found
+	// the same way as BaseDigest.
+	BaseName string
+}
+
+// Inspect reads the manifest at ref. For an index it evaluates the real
+// platforms (attestation manifests are skipped), only those matching
+// platforms when that is not empty, and reads each one's config. A filter
+// entry without a variant matches every variant of its os/arch. If the filter
+// matches no platform, the error is of kind KindNotFound and lists the
+// platforms available. A nil kc means anonymous access.
+func (c *Client) Inspect(ctx context.Context, ref name.Digest, kc authn.Keychain, platforms []string) (*ImageInfo, error) {
+	filter, err := parsePlatformFilter(platforms)
+	if err != nil {
+		return nil, err
+	}
+	p, anonymous, err := c.puller(ctx, ref.Context(), kc)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := p.Get(ctx, ref)
+	if err != nil {
+		return nil, classify(err, anonymous)
+	}
+	if int64(len(desc.Manifest)) > c.maxManifest {
+		return nil, tooLarge(c.maxManifest)
+	}
+	info := &ImageInfo{Digest: desc.Digest.String(), MediaType: string(desc.MediaType)}
+	switch {
+	case desc.MediaType.IsIndex():
+		err = c.inspectIndex(ctx, p, ref.Context(), desc, filter, anonymous, info)
+	case desc.MediaType.IsImage() && desc.MediaType != types.DockerManifestSchema1 && desc.MediaType != types.DockerManifestSchema1Signed:
+		err = c.inspectSingle(desc, filter, anonymous, info)
+	default:
+		err = invalid(fmt.Sprintf("unexpected media type %q", truncate(string(desc.MediaType), 100)), nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+func (c *Client) inspectSingle(desc *remote.Descriptor, filter []string, anonymous bool, info *ImageInfo) error {
+	img, err := c.readImage(desc, anonymous)
+	if err != nil {
+		return err
+	}
+	if img.platform != "" && len(filter) > 0 && !matchesAny(filter, img.platform) {
+		return &Error{Kind: KindNotFound, Message: fmt.Sprintf("image platform %s does not match %s", img.platform, strings.Join(filter, ", "))}
+	}
+	if img.platform != "" {
+		info.Platforms = []string{img.platform}
+	}
+	info.Created = img.created
+	info.BaseDigest, info.BaseName = img.annotations[AnnotationBaseDigest], img.annotations[AnnotationBaseName]
+	return nil
+}
+
+func (c *Client) inspectIndex(ctx context.Context, p *remote.Puller, repo name.Repository, desc *remote.Descriptor, filter []string, anonymous bool, info *ImageInfo) error {
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
+	if err != nil {
+		return invalid("invalid image index", err)
+	}
+	info.BaseDigest, info.BaseName = idx.Annotations[AnnotationBaseDigest], idx.Annotations[AnnotationBaseName]
+
+	var available []string
+	var kept []v1.Descriptor
+	for _, m := range idx.Manifests {
+		if isAttestation(m) || m.Platform == nil || !m.MediaType.IsImage() {
+			continue
+		}
+		ps := platformString(m.Platform.OS, m.Platform.Architecture, m.Platform.Variant)
+		available = append(available, ps)
+		if len(filter) == 0 || matchesAny(filter, ps) {
+			kept = append(kept, m)
+		}
+	}
+	slices.Sort(available)
+	available = slices.Compact(available)
+	if len(available) == 0 {
+		return invalid("image index lists no platform images", nil)
+	}
+	if len(kept) == 0 {
+		return &Error{Kind: KindNotFound, Message: fmt.Sprintf("no platform of the index matches %s (available: %s)",
+			strings.Join(filter, ", "), strings.Join(available, ", "))}
+	}
+
+	for i, m := range kept {
+		if m.Size > c.maxManifest {
+			return tooLarge(c.maxManifest)
+		}
+		child, err := p.Get(ctx, repo.Digest(m.Digest.String()))
+		if err != nil {
+			return classify(err, anonymous)
+		}
+		img, err := c.readImage(child, anonymous)
+		if err != nil {
+			return err
+		}
+		info.Platforms = append(info.Platforms, platformString(m.Platform.OS, m.Platform.Architecture, m.Platform.Variant))
+		if !img.created.IsZero() && (info.Created.IsZero() || img.created.Before(info.Created)) {
+			info.Created = img.created
+		}
+		if i == 0 && info.BaseDigest == "" && info.BaseName == "" {
+			info.BaseDigest, info.BaseName = img.annotations[AnnotationBaseDigest], img.annotations[AnnotationBaseName]
+		}
+	}
+	slices.Sort(info.Platforms)
+	info.Platforms = slices.Compact(info.Platforms)
+	return nil
+}
+
+type imageFacts struct {
+	platform    string
+	created     time.Time
+	annotations map[string]string
+}
+
+// readImage reads an image manifest's annotations and its config.
+func (c *Client) readImage(desc *remote.Descriptor, anonymous bool) (*imageFacts, error) {
+	if !desc.MediaType.IsImage() {
+		return nil, invalid(fmt.Sprintf("unexpected media type %q for a platform image", truncate(string(desc.MediaType), 100)), nil)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
+	if err != nil {
+		return nil, invalid("invalid image manifest", err)
+	}
+	if m.Config.Size > c.maxManifest {
+		return nil, &Error{Kind: KindInvalid, Message: fmt.Sprintf("image config larger than %d bytes", c.maxManifest)}
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, fetchError(err, anonymous, "invalid image manifest")
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fetchError(err, anonymous, "invalid image config")
+	}
+	return &imageFacts{
+		platform:    platformString(cf.OS, cf.Architecture, cf.Variant),
+		created:     cf.Created.Time,
+		annotations: m.Annotations,
+	}, nil
+}
+
+// fetchError classifies a failure that is either a transfer failure or
+// content that does not parse.
+func fetchError(err error, anonymous bool, invalidMsg string) error {
+	var te *transport.Error
+	var ue *url.Error
+	var e *Error
+	if errors.As(err, &te) || errors.As(err, &ue) || errors.As(err, &e) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return classify(err, anonymous)
+	}
+	return invalid(invalidMsg, err)
+}
+
+func isAttestation(d v1.Descriptor) bool {
+	if d.Annotations[AnnotationReferenceType] == "attestation-manifest" {
+		return true
+	}
+	return d.Platform != nil && d.Platform.OS == "unknown" && d.Platform.Architecture == "unknown"
+}
+
+// platformString writes os/arch[/variant]; arm64's default variant v8 is
+// left out, as container runtimes do. It returns "" without os or arch.
+func platformString(os, arch, variant string) string {
+	if os == "" || arch == "" {
+		return ""
+	}
+	s := os + "/" + arch
+	if variant != "" && !(arch == "arm64" && variant == "v8") {
+		s += "/" + variant
+	}
+	return s
+}
+
+func parsePlatformFilter(platforms []string) ([]string, error) {
+	var out []string
+	for _, p := range platforms {
+		parts := strings.Split(strings.ToLower(strings.TrimSpace(p)), "/")
+		if len(parts) < 2 || len(parts) > 3 || slices.Contains(parts, "") {
+			return nil, invalid(fmt.Sprintf("invalid platform %q: want os/arch[/variant]", truncate(p, 64)), nil)
+		}
+		variant := ""
+		if len(parts) == 3 {
+			variant = parts[2]
+		}
+		out = append(out, platformString(parts[0], parts[1], variant))
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// matchesAny tells whether platform matches a filter entry exactly, or an
+// entry without variant matches its os/arch.
+func matchesAny(filter []string, platform string) bool {
+	for _, f := range filter {
+		if f == platform || (strings.Count(f, "/") == 1 && strings.HasPrefix(platform, f+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
