@@ -54,6 +54,8 @@ func TestAPIServerRefusesInvalidBaseImages(t *testing.T) {
 				t.Fatalf("accepted an invalid BaseImage")
 			case tt.message != "" && !strings.Contains(err.Error(), tt.message):
 				t.Fatalf("error %q does not say %q", err, tt.message)
+			case err != nil:
+				t.Logf("refused: %v", err)
 			}
 		})
 	}

@@ -40,7 +40,7 @@ func main() {
 	)
 	root := testenv.Root()
 	flag.StringVar(&operator, "operator", filepath.Join(root, "bin", "plinth"), "Path of the operator binary to run.")
-	flag.StringVar(&registryAddr, "registry-address", "127.0.0.1:5050", "Loopback address of the sample registry (the samples name it localhost:5050).")
+	flag.StringVar(&registryAddr, "registry-address", "127.0.0.1:5050", "Loopback address of the sample registry; port 0 picks a free one. The samples name it localhost:5050 and are rewritten to the actual port.")
 	flag.StringVar(&stateDir, "state-dir", filepath.Join(root, "bin", "playground"), "Where the playground writes its kubeconfig.")
 	flag.StringVar(&namespace, "namespace", "default", "Namespace the samples are applied to.")
 	flag.Parse()
@@ -128,7 +128,8 @@ func runLocal(ctx context.Context, operator, registryAddr, stateDir, namespace s
 	if err != nil {
 		return err
 	}
-	if err := applySamples(ctx, c, filepath.Join(testenv.Root(), "config", "samples"), namespace); err != nil {
+	sampleHost := "localhost:" + portOf(reg.Host)
+	if err := applySamples(ctx, c, filepath.Join(testenv.Root(), "config", "samples"), namespace, sampleHost); err != nil {
 		return err
 	}
 
@@ -177,8 +178,12 @@ func runOperator(ctx context.Context, operator, kubeconfig string) error {
 	return nil
 }
 
-// applySamples creates every object of the YAML files in dir.
-func applySamples(ctx context.Context, c client.Client, dir, namespace string) error {
+// samplesRegistry is the registry host the samples in config/samples name.
+const samplesRegistry = "localhost:5050"
+
+// applySamples creates every object of the YAML files in dir, pointing the
+// samples at registryHost.
+func applySamples(ctx context.Context, c client.Client, dir, namespace, registryHost string) error {
 	files, err := filepath.Glob(filepath.Join(dir, "catalog_*.yaml"))
 	if err != nil {
 		return err
@@ -188,6 +193,7 @@ func applySamples(ctx context.Context, c client.Client, dir, namespace string) e
 		if err != nil {
 			return err
 		}
+		data = bytes.ReplaceAll(data, []byte(samplesRegistry), []byte(registryHost))
 		dec := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 		for {
 			doc, err := dec.Read()
