@@ -10,6 +10,14 @@ BIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(BIN)/controller-gen
 IMG ?= ghcr.io/plinth-dev/plinth:latest
 
+# The release. VERSION is the operator's (and the OLM bundle's) version; the
+# image tag in config/manager/kustomization.yaml follows it. BUNDLE_CREATED_AT
+# is the CSV's createdAt, fixed so that regenerating the bundle changes
+# nothing.
+VERSION ?= 0.1.0
+BUNDLE_CREATED_AT ?= 2026-11-26T00:00:00Z
+BUNDLE_IMG ?= ghcr.io/plinth-dev/plinth-bundle:$(VERSION)
+
 # Test control plane (envtest). A user who already has binaries sets
 # KUBEBUILDER_ASSETS and nothing is built.
 ENVTEST_K8S_VERSION ?= 1.37.2
@@ -47,10 +55,10 @@ vet: ## go vet.
 	go vet ./...
 
 .PHONY: verify
-verify: manifests generate ## Fail when generated files differ from the committed ones.
+verify: manifests generate bundle ## Fail when generated files differ from the committed ones.
 	go mod tidy
 	git diff --exit-code -- . ':(exclude)bin'
-	@test -z "$$(git status --porcelain --untracked-files=all -- api config bundle go.mod go.sum)" || { git status --porcelain -- api config bundle; echo "untracked generated files"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- api config bundle bundle.Dockerfile go.mod go.sum)" || { git status --porcelain --untracked-files=all -- api config bundle bundle.Dockerfile; echo "untracked generated files"; exit 1; }
 
 .PHONY: envtest
 envtest: ## Build the test control plane (etcd, kube-apiserver) unless KUBEBUILDER_ASSETS has them.
@@ -61,13 +69,17 @@ envtest: ## Build the test control plane (etcd, kube-apiserver) unless KUBEBUILD
 	fi
 
 .PHONY: test
-test: envtest ## Run every test against a real API server.
-	go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+test: envtest build playground ## Run every test against a real API server.
+	PLINTH_BINARY=$(BIN)/plinth PLINTH_PLAYGROUND_BINARY=$(BIN)/plinth-playground \
+		go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
 
 .PHONY: run
-run: envtest build ## Run the operator: against KUBECONFIG's cluster, or a local playground when there is none.
-	go build -o $(BIN)/playground ./hack/playground
-	$(BIN)/playground
+run: envtest build playground ## Run the operator: against KUBECONFIG's cluster, or a local playground when there is none.
+	$(BIN)/plinth-playground
+
+.PHONY: test-install
+test-install: envtest ## Check config/ and bundle/: rendering, dry-run install, pod security, RBAC, OLM validation.
+	go test $(GO_TEST_FLAGS) ./test/install/...
 
 ##@ Build
 
@@ -75,9 +87,43 @@ run: envtest build ## Run the operator: against KUBECONFIG's cluster, or a local
 build: ## Build the operator binary.
 	go build -trimpath -o $(BIN)/plinth .
 
+.PHONY: playground
+playground: ## Build the local playground that `make run` starts.
+	go build -o $(BIN)/plinth-playground ./hack/playground
+
 .PHONY: docker-build
 docker-build: ## Build the container image.
 	docker build -t $(IMG) .
 
 $(CONTROLLER_GEN):
 	cd hack/tools && GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen
+
+##@ Deployment
+
+.PHONY: bundle
+bundle: manifests ## Generate the OLM bundle (bundle/, bundle.Dockerfile) from config/.
+	go run ./hack/bundle --version $(VERSION) --created-at $(BUNDLE_CREATED_AT) --out bundle
+
+.PHONY: bundle-build
+bundle-build: ## Build the OLM bundle image.
+	docker build -f bundle.Dockerfile -t $(BUNDLE_IMG) .
+
+.PHONY: bundle-push
+bundle-push: ## Push the OLM bundle image.
+	docker push $(BUNDLE_IMG)
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster of KUBECONFIG.
+	kubectl apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: ## Remove the CRDs, and with them every BaseImage and ImagePolicy, from the cluster of KUBECONFIG.
+	kubectl delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Install plinth (config/default) into the cluster of KUBECONFIG.
+	kubectl apply --server-side -k config/default
+
+.PHONY: undeploy
+undeploy: ## Remove plinth (config/default) from the cluster of KUBECONFIG.
+	kubectl delete --ignore-not-found -k config/default

@@ -32,6 +32,7 @@ func main() {
 	var (
 		metricsAddr      string
 		secureMetrics    bool
+		metricsCertDir   string
 		probeAddr        string
 		leaderElect      bool
 		leaderElectionNS string
@@ -42,6 +43,7 @@ func main() {
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticating and authorizing callers with the API server.")
+	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "", "Directory holding tls.crt and tls.key for the metrics endpoint, reloaded when they change; empty serves a self-signed certificate made at start.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the liveness and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles.")
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the operator's namespace.")
@@ -60,6 +62,11 @@ func main() {
 	utilruntime.Must(catalogv1.AddToScheme(scheme))
 
 	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics}
+	if metricsCertDir != "" {
+		metricsOpts.CertDir = metricsCertDir
+		metricsOpts.CertName = "tls.crt"
+		metricsOpts.KeyName = "tls.key"
+	}
 	if secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
