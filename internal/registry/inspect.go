@@ -56,9 +56,9 @@ type ImageInfo struct {
 // matches no platform, the error is of kind KindNotFound and lists the
 // platforms available. A nil kc means anonymous access.
 func (c *Client) Inspect(ctx context.Context, ref name.Digest, kc authn.Keychain, platforms []string) (*ImageInfo, error) {
-	filter, err := parsePlatformFilter(platforms)
+	filter, err := ParsePlatforms(platforms)
 	if err != nil {
-		return nil, err
+		return nil, invalid(err.Error(), nil)
 	}
 	p, anonymous, err := c.puller(ctx, ref.Context(), kc)
 	if err != nil {
@@ -91,7 +91,7 @@ func (c *Client) inspectSingle(desc *remote.Descriptor, filter []string, anonymo
 	if err != nil {
 		return err
 	}
-	if img.platform != "" && len(filter) > 0 && !matchesAny(filter, img.platform) {
+	if img.platform != "" && len(filter) > 0 && !PlatformMatches(filter, img.platform) {
 		return &Error{Kind: KindNotFound, Message: fmt.Sprintf("image platform %s does not match %s", img.platform, strings.Join(filter, ", "))}
 	}
 	if img.platform != "" {
@@ -112,12 +112,12 @@ func (c *Client) inspectIndex(ctx context.Context, p *remote.Puller, repo name.R
 	var available []string
 	var kept []v1.Descriptor
 	for _, m := range idx.Manifests {
-		if isAttestation(m) || m.Platform == nil || !m.MediaType.IsImage() {
+		if IsAttestation(m) || m.Platform == nil || !m.MediaType.IsImage() {
 			continue
 		}
-		ps := platformString(m.Platform.OS, m.Platform.Architecture, m.Platform.Variant)
+		ps := PlatformString(m.Platform.OS, m.Platform.Architecture, m.Platform.Variant)
 		available = append(available, ps)
-		if len(filter) == 0 || matchesAny(filter, ps) {
+		if len(filter) == 0 || PlatformMatches(filter, ps) {
 			kept = append(kept, m)
 		}
 	}
@@ -143,7 +143,7 @@ func (c *Client) inspectIndex(ctx context.Context, p *remote.Puller, repo name.R
 		if err != nil {
 			return err
 		}
-		info.Platforms = append(info.Platforms, platformString(m.Platform.OS, m.Platform.Architecture, m.Platform.Variant))
+		info.Platforms = append(info.Platforms, PlatformString(m.Platform.OS, m.Platform.Architecture, m.Platform.Variant))
 		if !img.created.IsZero() && (info.Created.IsZero() || img.created.Before(info.Created)) {
 			info.Created = img.created
 		}
@@ -183,7 +183,7 @@ func (c *Client) readImage(desc *remote.Descriptor, anonymous bool) (*imageFacts
 		return nil, fetchError(err, anonymous, "invalid image config")
 	}
 	return &imageFacts{
-		platform:    platformString(cf.OS, cf.Architecture, cf.Variant),
+		platform:    PlatformString(cf.OS, cf.Architecture, cf.Variant),
 		created:     cf.Created.Time,
 		annotations: m.Annotations,
 	}, nil
@@ -200,59 +200,4 @@ func fetchError(err error, anonymous bool, invalidMsg string) error {
 		return classify(err, anonymous)
 	}
 	return invalid(invalidMsg, err)
-}
-
-func isAttestation(d v1.Descriptor) bool {
-	if d.Annotations[AnnotationReferenceType] == "attestation-manifest" {
-		return true
-	}
-	return d.Platform != nil && d.Platform.OS == "unknown" && d.Platform.Architecture == "unknown"
-}
-
-// platformString writes os/arch[/variant]; arm64's default variant v8 is
-// left out, as container runtimes do. It returns "" without os or arch.
-func platformString(os, arch, variant string) string {
-	if os == "" || arch == "" {
-		return ""
-	}
-	s := os + "/" + arch
-	if variant != "" && !(arch == "arm64" && variant == "v8") {
-		s += "/" + variant
-	}
-	return s
-}
-
-func parsePlatformFilter(platforms []string) ([]string, error) {
-	var out []string
-	for _, p := range platforms {
-		parts := strings.Split(strings.ToLower(strings.TrimSpace(p)), "/")
-		if len(parts) < 2 || len(parts) > 3 || slices.Contains(parts, "") {
-			return nil, invalid(fmt.Sprintf("invalid platform %q: want os/arch[/variant]", truncate(p, 64)), nil)
-		}
-		variant := ""
-		if len(parts) == 3 {
-			variant = parts[2]
-		}
-		out = append(out, platformString(parts[0], parts[1], variant))
-	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
-}
-
-// matchesAny tells whether platform matches a filter entry exactly, or an
-// entry without variant matches its os/arch.
-func matchesAny(filter []string, platform string) bool {
-	for _, f := range filter {
-		if f == platform || (strings.Count(f, "/") == 1 && strings.HasPrefix(platform, f+"/")) {
-			return true
-		}
-	}
-	return false
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

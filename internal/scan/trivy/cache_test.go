@@ -1,0 +1,236 @@
+package trivy
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	imagetest "github.com/plinth-dev/plinth/test/images"
+	vulndbtest "github.com/plinth-dev/plinth/test/vulndb"
+
+	"github.com/plinth-dev/plinth/internal/scan"
+)
+
+func TestRescanUnderNewDBReusesLayers(t *testing.T) {
+	e := newEnv(t, []vulndbtest.Advisory{muslCVE})
+	img := alpine(t, "", imagetest.Package{Name: "musl", Version: "1.2.5-r1"}, imagetest.Package{Name: "zlib", Version: "1.3.1-r2"})
+	d := e.push("base/alpine", img)
+	layers := layerDigests(t, img)
+
+	r1 := e.mustScan(d)
+	if len(r1.Findings) != 0 {
+		t.Fatalf("first scan findings: %+v", r1.Findings)
+	}
+	if got := e.counter.gets(layers...); got != 1 {
+		t.Fatalf("first scan fetched layers %d times, want 1", got)
+	}
+
+	// Same DB: answered from the cache, no registry traffic at all.
+	before := e.scanner.Stats()
+	e.mustScan(d)
+	if s := e.scanner.Stats(); s.Scans != before.Scans || s.CacheHits != before.CacheHits+1 {
+		t.Errorf("repeat scan: stats %+v, before %+v", s, before)
+	}
+
+	// A new DB disclosing a zlib CVE: re-evaluated without downloading
+	// the layer again.
+	e.publishDB([]vulndbtest.Advisory{muslCVE, {ID: "CVE-2099-0003", Distro: vulndbtest.Alpine322, Package: "zlib", FixedVersion: "1.3.1-r3", Severity: "HIGH"}}, dbBuilt2)
+	e.update()
+	r2 := e.mustScan(d)
+	if r2.DBVersion == r1.DBVersion {
+		t.Fatalf("DB version did not change: %q", r2.DBVersion)
+	}
+	if len(r2.Findings) != 1 || r2.Findings[0].ID != "CVE-2099-0003" {
+		t.Errorf("re-scan findings: %+v", r2.Findings)
+	}
+	if got := e.counter.gets(layers...); got != 1 {
+		t.Errorf("layers fetched %d times in all, want 1 (re-scan must use the layer cache)", got)
+	}
+	if s := e.scanner.Stats(); s.LayerDownloads != 1 || s.Scans != 2 {
+		t.Errorf("stats %+v, want 1 layer download and 2 scans", s)
+	}
+}
+
+func TestRestartServesCachedReport(t *testing.T) {
+	e := newEnv(t, []vulndbtest.Advisory{muslCVE})
+	img := alpine(t, "", imagetest.Package{Name: "musl", Version: "1.2.5-r0"})
+	d := e.push("base/alpine", img)
+	r1 := e.mustScan(d)
+
+	e.restart()
+	if e.db.Version() != r1.DBVersion {
+		t.Fatalf("after restart DB version %q, want %q (loaded from the cache dir)", e.db.Version(), r1.DBVersion)
+	}
+	e.reg.ResetCounts()
+	r2 := e.mustScan(d)
+	if diff := cmp.Diff(r1, r2); diff != "" {
+		t.Errorf("report after restart (-before +after):\n%s", diff)
+	}
+	s := e.scanner.Stats()
+	if s.Scans != 0 || s.DiskHits != 1 {
+		t.Errorf("stats after restart %+v, want no scan and one disk hit", s)
+	}
+	if n := e.reg.Requests(); n != 0 {
+		t.Errorf("registry saw %d requests after restart, want 0", n)
+	}
+}
+
+func TestRestartWithoutNetworkKeepsDB(t *testing.T) {
+	e := newEnv(t, []vulndbtest.Advisory{muslCVE})
+	v := e.db.Version()
+	e.reg.Close()
+	e.restart()
+	if e.db.Version() != v {
+		t.Fatalf("after restart without registry: version %q, want %q", e.db.Version(), v)
+	}
+}
+
+func TestConcurrentScansOfOneDigestShareAScan(t *testing.T) {
+	e := newEnv(t, []vulndbtest.Advisory{muslCVE}, func(_ *DBOptions, o *Options) { o.Concurrency = 1 })
+	img := alpine(t, "", imagetest.Package{Name: "musl", Version: "1.2.5-r0"})
+	d := e.push("base/alpine", img)
+
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r, err := e.scan(d); err != nil || len(r.Findings) != 1 {
+				t.Errorf("scan: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	s := e.scanner.Stats()
+	if s.Scans != 1 {
+		t.Errorf("stats %+v: want exactly one scan for 8 concurrent requests", s)
+	}
+	if got := e.counter.gets(layerDigests(t, img)...); got != 1 {
+		t.Errorf("layer fetched %d times, want 1", got)
+	}
+}
+
+func TestLayerLimits(t *testing.T) {
+	e := newEnv(t, []vulndbtest.Advisory{muslCVE}, func(_ *DBOptions, o *Options) {
+		o.Limits = Limits{MaxLayers: 1, MaxLayerSize: 1 << 20}
+	})
+	small := alpine(t, "", imagetest.Package{Name: "musl", Version: "1.2.5-r0"})
+	if _, err := e.scan(e.push("base/small", small)); err != nil {
+		t.Fatalf("image within limits: %v", err)
+	}
+
+	// Two layers: over the count limit.
+	extra, err := imagetest.Image(imagetest.ImageOptions{Files: map[string]string{"/etc/motd": "hi\n"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extraLayers, err := extra.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := appendLayer(small, extraLayers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.push("base/two", two)
+	_, err = e.scan(d)
+	var le *scan.LimitError
+	if !errors.Is(err, scan.ErrLayerLimitExceeded) || !errors.As(err, &le) || le.Limit != scan.LimitLayerCount || le.Value != 2 || le.Max != 1 {
+		t.Fatalf("two layers: err = %v, want LayerCount limit error", err)
+	}
+	if got := e.counter.gets(layerDigests(t, extra)...); got != 0 {
+		t.Errorf("refused image: layers fetched %d times, want 0", got)
+	}
+
+	// One big layer: over the size limit.
+	big, err := imagetest.Image(imagetest.ImageOptions{Files: map[string]string{"/blob": randomText(2 << 20)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.scan(e.push("base/big", big))
+	if !errors.As(err, &le) || le.Limit != scan.LimitLayerSize {
+		t.Fatalf("big layer: err = %v, want LayerSize limit error", err)
+	}
+}
+
+func TestLayerCacheStaysWithinBound(t *testing.T) {
+	var mu sync.Mutex
+	now := dbBuilt1
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newEnv(t, []vulndbtest.Advisory{muslCVE}, func(_ *DBOptions, o *Options) {
+		o.LayerCacheBytes = 1
+		o.Now = clock
+	})
+	for i, v := range []string{"1.2.5-r0", "1.2.5-r1", "1.2.4-r0"} {
+		mu.Lock()
+		now = now.Add(time.Hour)
+		mu.Unlock()
+		e.mustScan(e.push("base/a"+string(rune('0'+i)), alpine(t, "", imagetest.Package{Name: "musl", Version: v})))
+		// Entries of earlier scans are evicted; those of the scan that
+		// just ran are kept for the grace period.
+		e.scanner.layers.mu.Lock()
+		n := len(e.scanner.layers.entries)
+		e.scanner.layers.mu.Unlock()
+		if n > 2 {
+			t.Errorf("after scan %d the layer cache has %d entries, want at most 2 (one layer, one config)", i+1, n)
+		}
+	}
+}
+
+func appendLayer(img v1.Image, l v1.Layer) (v1.Image, error) {
+	return mutate.Append(img, mutate.Addendum{Layer: l})
+}
+
+func randomText(n int) string {
+	b := make([]byte, n*3/4)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func TestResultCacheBoundsMemoryNotDisk(t *testing.T) {
+	c, err := newResultCache(t.TempDir(), 2, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"sha256:a", "sha256:b", "sha256:c"} {
+		if err := c.put(cacheKey(d, nil, "v1"), &scan.Report{Digest: d, DBVersion: "v1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.lru.Len(); n != 2 {
+		t.Errorf("%d reports in memory, want 2", n)
+	}
+	r, fromDisk, ok := c.get(cacheKey("sha256:a", nil, "v1"), "v1")
+	if !ok || !fromDisk || r.Digest != "sha256:a" {
+		t.Errorf("evicted report: ok %v fromDisk %v report %+v; want it from disk", ok, fromDisk, r)
+	}
+
+	// A report under a new DB version drops the old version's reports.
+	if err := c.put(cacheKey("sha256:a", nil, "v2"), &scan.Report{Digest: "sha256:a", DBVersion: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := c.get(cacheKey("sha256:b", nil, "v1"), "v1"); ok {
+		t.Error("report of the old DB version is still served")
+	}
+
+	// The byte bound evicts too.
+	small, err := newResultCache(t.TempDir(), 100, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"sha256:a", "sha256:b", "sha256:c"} {
+		if err := small.put(cacheKey(d, nil, "v1"), &scan.Report{Digest: d, DBVersion: "v1", SBOM: make([]byte, 400)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := small.lru.Len(); n != 1 {
+		t.Errorf("%d reports of ~650 bytes in a 1000-byte memory cache, want 1", n)
+	}
+}

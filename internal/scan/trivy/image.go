@@ -1,0 +1,182 @@
+package trivy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/plinth-dev/plinth/internal/registry"
+	"github.com/plinth-dev/plinth/internal/scan"
+)
+
+// Limits bound what an image may cost to scan. They are checked against
+// the manifests before any layer is downloaded.
+type Limits struct {
+	// MaxLayers is the largest number of layers per platform image.
+	// Default 128.
+	MaxLayers int
+	// MaxLayerSize is the largest compressed layer, in bytes. Default 2 GiB.
+	MaxLayerSize int64
+	// MaxTotalSize is the largest sum of compressed layer sizes per
+	// platform image, in bytes. Default 8 GiB.
+	MaxTotalSize int64
+}
+
+// Defaults of Limits.
+const (
+	DefaultMaxLayers    = 128
+	DefaultMaxLayerSize = int64(2) << 30
+	DefaultMaxTotalSize = int64(8) << 30
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxLayers <= 0 {
+		l.MaxLayers = DefaultMaxLayers
+	}
+	if l.MaxLayerSize <= 0 {
+		l.MaxLayerSize = DefaultMaxLayerSize
+	}
+	if l.MaxTotalSize <= 0 {
+		l.MaxTotalSize = DefaultMaxTotalSize
+	}
+	return l
+}
+
+// check tells whether manifest m of platform p is within the limits.
+func (l Limits) check(p string, m *v1.Manifest) error {
+	if n := len(m.Layers); n > l.MaxLayers {
+		return &scan.LimitError{Limit: scan.LimitLayerCount, Platform: p, Value: int64(n), Max: int64(l.MaxLayers)}
+	}
+	var total int64
+	for _, d := range m.Layers {
+		if d.Size > l.MaxLayerSize {
+			return &scan.LimitError{Limit: scan.LimitLayerSize, Platform: p, Value: d.Size, Max: l.MaxLayerSize}
+		}
+		total += d.Size
+	}
+	if total > l.MaxTotalSize {
+		return &scan.LimitError{Limit: scan.LimitTotalSize, Platform: p, Value: total, Max: l.MaxTotalSize}
+	}
+	return nil
+}
+
+// platformImage is one image of the request to scan.
+type platformImage struct {
+	platform string
+	digest   name.Digest // repo@digest of this platform's manifest
+	image    v1.Image
+}
+
+// resolveImages fetches the manifest (or index) of req.Image and returns
+// the platform images to scan, each checked against the limits. Layers are
+// not downloaded.
+func resolveImages(ctx context.Context, req scan.Request, filter []string, limits Limits, opts []remote.Option) ([]platformImage, error) {
+	desc, err := remote.Get(req.Image, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("fetching manifest: %w", err)
+	}
+	repo := req.Image.Context()
+	var out []platformImage
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, fmt.Errorf("reading index: %w", err)
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, fmt.Errorf("reading index: %w", err)
+		}
+		for _, d := range im.Manifests {
+			if !d.MediaType.IsImage() || registry.IsAttestation(d) || d.Platform == nil {
+				continue
+			}
+			p := registry.PlatformString(d.Platform.OS, d.Platform.Architecture, d.Platform.Variant)
+			if p == "" || (len(filter) > 0 && !registry.PlatformMatches(filter, p)) {
+				continue
+			}
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("reading image for %s: %w", p, err)
+			}
+			out = append(out, platformImage{platform: p, digest: repo.Digest(d.Digest.String()), image: img})
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%w: %v", scan.ErrNoMatchingPlatform, filter)
+		}
+	} else {
+		img, err := desc.Image()
+		if err != nil {
+			return nil, fmt.Errorf("reading image: %w", err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, fmt.Errorf("reading image config: %w", err)
+		}
+		p := registry.PlatformString(cf.OS, cf.Architecture, cf.Variant)
+		out = append(out, platformImage{platform: p, digest: req.Image, image: img})
+	}
+	for _, pi := range out {
+		m, err := pi.image.Manifest()
+		if err != nil {
+			return nil, fmt.Errorf("reading manifest for %s: %w", pi.platform, err)
+		}
+		if err := limits.check(pi.platform, m); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(out, func(a, b platformImage) int { return strings.Compare(a.platform, b.platform) })
+	return out, nil
+}
+
+// trivyImage adapts a registry image to Trivy's image interface and counts
+// the layers whose content is read.
+type trivyImage struct {
+	v1.Image
+	ref       name.Digest
+	downloads *atomic.Int64
+}
+
+func (t *trivyImage) Name() string { return t.ref.String() }
+
+// ID is the config digest, as Trivy defines an image ID.
+func (t *trivyImage) ID() (string, error) {
+	h, err := t.Image.ConfigName()
+	if err != nil {
+		return "", err
+	}
+	return h.String(), nil
+}
+
+func (t *trivyImage) RepoTags() []string    { return nil }
+func (t *trivyImage) RepoDigests() []string { return []string{t.ref.String()} }
+
+func (t *trivyImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
+	l, err := t.Image.LayerByDiffID(h)
+	if err != nil {
+		return nil, err
+	}
+	return &countedLayer{Layer: l, downloads: t.downloads}, nil
+}
+
+// countedLayer counts each opening of a layer's content.
+type countedLayer struct {
+	v1.Layer
+	downloads *atomic.Int64
+}
+
+func (l *countedLayer) Uncompressed() (io.ReadCloser, error) {
+	l.downloads.Add(1)
+	return l.Layer.Uncompressed()
+}
+
+func (l *countedLayer) Compressed() (io.ReadCloser, error) {
+	l.downloads.Add(1)
+	return l.Layer.Compressed()
+}

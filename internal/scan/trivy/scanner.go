@@ -1,0 +1,466 @@
+package trivy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	cdx "github.com/CycloneDX/cyclonedx-go"
+	trivydb "github.com/aquasecurity/trivy-db/pkg/db"
+	dbtypes "github.com/aquasecurity/trivy-db/pkg/types"
+	"github.com/aquasecurity/trivy/pkg/fanal/analyzer"
+	"github.com/aquasecurity/trivy/pkg/fanal/applier"
+	"github.com/aquasecurity/trivy/pkg/fanal/artifact"
+	artifactimage "github.com/aquasecurity/trivy/pkg/fanal/artifact/image"
+	ftypes "github.com/aquasecurity/trivy/pkg/fanal/types"
+	trivylog "github.com/aquasecurity/trivy/pkg/log"
+	"github.com/aquasecurity/trivy/pkg/sbom/cyclonedx"
+	"github.com/aquasecurity/trivy/pkg/scan/langpkg"
+	"github.com/aquasecurity/trivy/pkg/scan/local"
+	"github.com/aquasecurity/trivy/pkg/scan/ospkg"
+	"github.com/aquasecurity/trivy/pkg/types"
+	"github.com/aquasecurity/trivy/pkg/vulnerability"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/plinth-dev/plinth/internal/registry"
+	"github.com/plinth-dev/plinth/internal/scan"
+)
+
+// trivyVersion is the Trivy library version, recorded as the tool in SBOMs.
+const trivyVersion = "0.74.0"
+
+// Defaults of Options.
+const (
+	DefaultConcurrency     = 2
+	DefaultLayerCacheBytes = int64(1) << 30
+	DefaultResultsInMemory = 1024
+	DefaultResultBytes     = int64(64) << 20
+)
+
+// Options configure a Scanner.
+type Options struct {
+	// DB is the vulnerability DB; required.
+	DB *DBManager
+	// CacheDir holds the layer analysis cache and the persisted reports;
+	// required. It may be the DBManager's CacheDir.
+	CacheDir string
+	// Limits bound the images scanned.
+	Limits Limits
+	// LayerCacheBytes bounds the layer analysis cache on disk. Default 1 GiB.
+	LayerCacheBytes int64
+	// Concurrency is how many scans may run at once. Default 2.
+	Concurrency int
+	// ResultsInMemory is how many reports are kept in memory; all reports
+	// of the current DB version are also kept on disk. Default 1024.
+	ResultsInMemory int
+	// ResultBytesInMemory bounds the memory those reports (mostly their
+	// SBOMs) take, approximately, in bytes. Default 64 MiB.
+	ResultBytesInMemory int64
+	// LogHandler receives Trivy's own logs. Trivy logs through the
+	// process-wide slog default; NewScanner installs this handler
+	// there if nothing else has (Trivy otherwise buffers its logs in
+	// memory forever). Nil discards them.
+	LogHandler slog.Handler
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Stats are running totals, for benchmarks and metrics.
+type Stats struct {
+	// Scans is the number of scans performed (reports computed).
+	Scans int64
+	// CacheHits is the number of requests answered from the result cache.
+	CacheHits int64
+	// DiskHits is the part of CacheHits read from disk.
+	DiskHits int64
+	// SharedScans is the number of requests that joined a scan of the same
+	// digest already in flight.
+	SharedScans int64
+	// LayerDownloads is the number of layers whose content was fetched.
+	LayerDownloads int64
+	// Failures is the number of scans that failed.
+	Failures int64
+	// LayerCacheBytes is the current size of the layer analysis cache.
+	LayerCacheBytes int64
+}
+
+// Scanner scans images in-process with Trivy. It is safe for
+// concurrent use.
+type Scanner struct {
+	db      *DBManager
+	limits  Limits
+	layers  *layerCache
+	results *resultCache
+	service local.Service
+	now     func() time.Time
+	sem     chan struct{}
+	group   singleflight.Group
+
+	scans, hits, diskHits, shared, downloads, failures atomic.Int64
+}
+
+var _ scan.Scanner = (*Scanner)(nil)
+
+var logOnce sync.Once
+
+// NewScanner builds a scanner over the DB managed by o.DB.
+func NewScanner(o Options) (*Scanner, error) {
+	if o.DB == nil {
+		return nil, errors.New("scanner needs a vulnerability database manager")
+	}
+	if o.CacheDir == "" {
+		return nil, errors.New("scanner needs a cache directory")
+	}
+	if o.LayerCacheBytes <= 0 {
+		o.LayerCacheBytes = DefaultLayerCacheBytes
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.ResultsInMemory <= 0 {
+		o.ResultsInMemory = DefaultResultsInMemory
+	}
+	if o.ResultBytesInMemory <= 0 {
+		o.ResultBytesInMemory = DefaultResultBytes
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	logOnce.Do(func() { installTrivyLogger(o.LogHandler) })
+
+	lc, err := newLayerCache(filepath.Join(o.CacheDir, "layers"), o.LayerCacheBytes, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := newResultCache(filepath.Join(o.CacheDir, "results"), o.ResultsInMemory, o.ResultBytesInMemory)
+	if err != nil {
+		return nil, fmt.Errorf("creating result cache: %w", err)
+	}
+	return &Scanner{
+		db:      o.DB,
+		limits:  o.Limits.withDefaults(),
+		layers:  lc,
+		results: rc,
+		service: local.NewService(applier.NewApplier(lc), ospkg.NewScanner(), langpkg.NewScanner(), vulnerability.NewClient(trivydb.Config{})),
+		now:     o.Now,
+		sem:     make(chan struct{}, o.Concurrency),
+	}, nil
+}
+
+// installTrivyLogger replaces Trivy's buffering default logger.
+func installTrivyLogger(h slog.Handler) {
+	if _, ok := slog.Default().Handler().(*trivylog.DeferredHandler); !ok {
+		return // someone configured slog already
+	}
+	if h == nil {
+		h = slog.NewTextHandler(io.Discard, nil)
+	}
+	slog.SetDefault(slog.New(h))
+}
+
+// Stats returns the running totals.
+func (s *Scanner) Stats() Stats {
+	return Stats{
+		Scans:           s.scans.Load(),
+		CacheHits:       s.hits.Load(),
+		DiskHits:        s.diskHits.Load(),
+		SharedScans:     s.shared.Load(),
+		LayerDownloads:  s.downloads.Load(),
+		Failures:        s.failures.Load(),
+		LayerCacheBytes: s.layers.Size(),
+	}
+}
+
+// Cached returns the report for req under the current DB without
+// scanning, if there is one.
+func (s *Scanner) Cached(req scan.Request) (*scan.Report, bool) {
+	version := s.db.Version()
+	if version == "" {
+		return nil, false
+	}
+	filter, err := registry.ParsePlatforms(req.Platforms)
+	if err != nil {
+		return nil, false
+	}
+	r, _, ok := s.results.get(cacheKey(req.Image.DigestStr(), filter, version), version)
+	return r, ok
+}
+
+// Scan returns the report of req.Image under the current DB, from the
+// cache when this digest was already scanned under this DB version.
+// Concurrent requests for the same digest share one scan.
+func (s *Scanner) Scan(ctx context.Context, req scan.Request) (*scan.Report, error) {
+	filter, err := registry.ParsePlatforms(req.Platforms)
+	if err != nil {
+		return nil, err
+	}
+	version := s.db.Version()
+	if version == "" {
+		return nil, scan.ErrDBUnavailable
+	}
+	digest := req.Image.DigestStr()
+	if r, fromDisk, ok := s.results.get(cacheKey(digest, filter, version), version); ok {
+		s.hits.Add(1)
+		if fromDisk {
+			s.diskHits.Add(1)
+		}
+		return r, nil
+	}
+
+	flightKey := req.Image.String() + "|" + strings.Join(filter, ",")
+	v, err, shared := s.group.Do(flightKey, func() (any, error) {
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		defer func() { <-s.sem }()
+		return s.scan(ctx, req, filter)
+	})
+	if shared {
+		s.shared.Add(1)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cloneReport(v.(*scan.Report)), nil
+}
+
+func (s *Scanner) scan(ctx context.Context, req scan.Request, filter []string) (*scan.Report, error) {
+	r, err := s.scanUncached(ctx, req, filter)
+	if err != nil {
+		s.failures.Add(1)
+		return nil, err
+	}
+	s.scans.Add(1)
+	key := cacheKey(req.Image.DigestStr(), filter, r.DBVersion)
+	if err := s.results.put(key, r); err != nil {
+		// The report is still good; only a later restart will rescan.
+		slog.Default().Warn("Failed to persist scan result", "err", err)
+	}
+	return r, nil
+}
+
+func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []string) (*scan.Report, error) {
+	tr := req.Transport
+	if tr == nil {
+		tr = http.DefaultTransport
+	}
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr)}
+	if req.Keychain != nil {
+		ropts = append(ropts, remote.WithAuthFromKeychain(req.Keychain))
+	}
+	puller, err := remote.NewPuller(ropts...)
+	if err != nil {
+		return nil, err
+	}
+	ropts = append(ropts, remote.Reuse(puller))
+
+	images, err := resolveImages(ctx, req, filter, s.limits, ropts)
+	if err != nil {
+		return nil, err
+	}
+
+	// Analyse layers first, without holding the DB: this is the part that
+	// downloads, and it does not depend on the DB.
+	refs := make([]artifact.Reference, len(images))
+	for i, pi := range images {
+		refs[i], err = s.analyse(ctx, pi)
+		if err != nil {
+			return nil, fmt.Errorf("analysing %s: %w", pi.platform, err)
+		}
+	}
+
+	version, release, err := s.db.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	report := &scan.Report{
+		Digest:    req.Image.DigestStr(),
+		DBVersion: version,
+		ScannedAt: s.now().UTC(),
+	}
+	byKey := map[string]*scan.Finding{}
+	for i, pi := range images {
+		resp, err := s.service.Scan(ctx, refs[i].Name, refs[i].ID, refs[i].BlobIDs, scanOptions)
+		if err != nil {
+			return nil, fmt.Errorf("scanning %s: %w", pi.platform, err)
+		}
+		report.Platforms = append(report.Platforms, pi.platform)
+		for _, res := range resp.Results {
+			for _, v := range res.Vulnerabilities {
+				k := v.VulnerabilityID + "\x00" + v.PkgName + "\x00" + v.InstalledVersion
+				f, ok := byKey[k]
+				if !ok {
+					f = &scan.Finding{
+						ID:               v.VulnerabilityID,
+						Severity:         v.Severity,
+						Package:          v.PkgName,
+						InstalledVersion: v.InstalledVersion,
+						FixedVersion:     v.FixedVersion,
+						Status:           v.Status.String(),
+					}
+					if v.DataSource != nil {
+						f.DataSource = string(v.DataSource.ID)
+					}
+					byKey[k] = f
+				}
+				if !slices.Contains(f.Platforms, pi.platform) {
+					f.Platforms = append(f.Platforms, pi.platform)
+				}
+			}
+		}
+		if i == 0 {
+			report.SBOM, err = sbomOf(ctx, refs[i], resp)
+			if err != nil {
+				return nil, fmt.Errorf("writing SBOM for %s: %w", pi.platform, err)
+			}
+		}
+	}
+	report.Findings = make([]scan.Finding, 0, len(byKey))
+	for _, f := range byKey {
+		slices.Sort(f.Platforms)
+		report.Findings = append(report.Findings, *f)
+	}
+	sortFindings(report.Findings)
+	return report, nil
+}
+
+// scanOptions are the Trivy scan settings: OS and language packages,
+// vulnerabilities plus the package list for the SBOM, severities chosen
+// per data source as the trivy CLI does.
+var scanOptions = types.ScanOptions{
+	PkgTypes:            []string{types.PkgTypeOS, types.PkgTypeLibrary},
+	PkgRelationships:    ftypes.Relationships,
+	Scanners:            types.Scanners{types.VulnerabilityScanner, types.SBOMScanner},
+	VulnSeveritySources: []dbtypes.SourceID{"auto"},
+}
+
+// disabledAnalyzers match what `trivy image --scanners vuln` turns off,
+// plus the jar analyzer, which needs the Java DB.
+var disabledAnalyzers = slices.Concat(
+	[]analyzer.Type{
+		analyzer.TypeApkCommand,
+		analyzer.TypeSecret,
+		analyzer.TypeLicenseFile,
+		analyzer.TypeHistoryDockerfile,
+		analyzer.TypeExecutable,
+		analyzer.TypeRpmArchive,
+		analyzer.TypeJar,
+	},
+	analyzer.TypeConfigFiles,
+)
+
+// analysersMu works around shared state in Trivy: its analysers are
+// process-wide singletons, and building an artifact calls Init on some of
+// them (dpkg licenses, Python eggs), writing fields that running analyses
+// read. Building takes the lock for writing, analysing for reading, so
+// analyses run concurrently but never while an artifact is being built.
+var analysersMu sync.RWMutex
+
+// analyse runs Trivy's analysers over the layers of one image that are
+// not in the layer cache yet, and returns the keys to apply.
+func (s *Scanner) analyse(ctx context.Context, pi platformImage) (artifact.Reference, error) {
+	img := &trivyImage{Image: pi.image, ref: pi.digest, downloads: &s.downloads}
+	analysersMu.Lock()
+	art, err := artifactimage.NewArtifact(img, s.layers, artifact.Option{
+		DisabledAnalyzers: disabledAnalyzers,
+		// Looks up SBOMs of unpackaged binaries in Rekor: network, off.
+		DisabledHandlers: []ftypes.HandlerType{ftypes.UnpackagedPostHandler},
+		Offline:          true,
+		NoProgress:       true,
+		Parallel:         2,
+	})
+	analysersMu.Unlock()
+	if err != nil {
+		return artifact.Reference{}, err
+	}
+	analysersMu.RLock()
+	ref, err := art.Inspect(ctx)
+	analysersMu.RUnlock()
+	if err != nil {
+		return artifact.Reference{}, err
+	}
+	_ = art.Clean(ref)
+	return ref, nil
+}
+
+// sbomOf writes a CycloneDX JSON document of the packages found.
+func sbomOf(ctx context.Context, ref artifact.Reference, resp types.ScanResponse) ([]byte, error) {
+	results := make(types.Results, len(resp.Results))
+	for i, r := range resp.Results {
+		r.Vulnerabilities = nil
+		results[i] = r
+	}
+	var os *ftypes.OS
+	if resp.OS.Detected() {
+		os = &resp.OS
+	}
+	rep := types.Report{
+		SchemaVersion: 2,
+		ArtifactName:  ref.Name,
+		ArtifactType:  ftypes.TypeContainerImage,
+		Metadata: types.Metadata{
+			OS:          os,
+			ImageID:     ref.ImageMetadata.ID,
+			DiffIDs:     ref.ImageMetadata.DiffIDs,
+			RepoDigests: ref.ImageMetadata.RepoDigests,
+			ImageConfig: ref.ImageMetadata.ConfigFile,
+		},
+		Results: results,
+	}
+	m := cyclonedx.NewMarshaler(trivyVersion)
+	bom, err := m.MarshalReport(ctx, rep)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON).Encode(bom); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func sortFindings(fs []scan.Finding) {
+	slices.SortFunc(fs, func(a, b scan.Finding) int {
+		if d := severityRank(a.Severity) - severityRank(b.Severity); d != 0 {
+			return d
+		}
+		if c := strings.Compare(a.ID, b.ID); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Package, b.Package); c != 0 {
+			return c
+		}
+		return strings.Compare(a.InstalledVersion, b.InstalledVersion)
+	})
+}
+
+// severityRank orders severities from most to least severe.
+func severityRank(s string) int {
+	switch s {
+	case "CRITICAL":
+		return 0
+	case "HIGH":
+		return 1
+	case "MEDIUM":
+		return 2
+	case "LOW":
+		return 3
+	default:
+		return 4
+	}
+}
