@@ -26,6 +26,9 @@ ENVTEST_DIR ?= $(BIN)/k8s/$(ENVTEST_K8S_VERSION)-etcd$(ENVTEST_ETCD_VERSION)
 KUBEBUILDER_ASSETS ?= $(ENVTEST_DIR)
 export KUBEBUILDER_ASSETS
 
+TRIVY_VERSION ?= $(shell awk '$$1 == "require" && $$2 == "github.com/aquasecurity/trivy" {print $$3}' hack/trivy-cli/go.mod)
+TRIVY_CLI ?= $(BIN)/trivy-$(TRIVY_VERSION)
+
 GO_TEST_FLAGS ?= -count=1
 TEST_TIMEOUT ?= 30m
 
@@ -69,9 +72,17 @@ envtest: ## Build the test control plane (etcd, kube-apiserver) unless KUBEBUILD
 	fi
 
 .PHONY: test
-test: envtest build playground ## Run every test against a real API server.
-	PLINTH_BINARY=$(BIN)/plinth PLINTH_PLAYGROUND_BINARY=$(BIN)/plinth-playground \
+test: envtest build playground trivy-cli ## Run every test against a real API server.
+	PLINTH_BINARY=$(BIN)/plinth PLINTH_PLAYGROUND_BINARY=$(BIN)/plinth-playground PLINTH_TRIVY_CLI=$(TRIVY_CLI) \
 		go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: trivy-cli
+trivy-cli: ## Build the trivy CLI that tests compare plinth's findings with.
+	hack/trivy-cli.sh $(TRIVY_CLI) >/dev/null
+
+.PHONY: bench
+bench: trivy-cli ## Print scan benchmarks: in-process against the trivy CLI, DB updates, restarts, memory.
+	PLINTH_TRIVY_CLI=$(TRIVY_CLI) go test -run '^$$' -bench 'BenchmarkReport' -benchtime=1x ./internal/scan/trivy/
 
 .PHONY: run
 run: envtest build playground ## Run the operator: against KUBECONFIG's cluster, or a local playground when there is none.

@@ -4,22 +4,32 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"flag"
+	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/controllers"
+	"github.com/plinth-dev/plinth/internal/metrics"
 	"github.com/plinth-dev/plinth/internal/registry"
+	"github.com/plinth-dev/plinth/internal/scan/trivy"
 )
 
 // The metrics endpoint authenticates and authorizes its callers.
@@ -28,93 +38,196 @@ import (
 // Leader election.
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
+// options are the operator's flags.
+type options struct {
+	metricsAddr      string
+	secureMetrics    bool
+	metricsCertDir   string
+	probeAddr        string
+	leaderElect      bool
+	leaderElectionNS string
+	concurrency      int
+	registry         registry.Options
+
+	scanning        bool
+	cacheDir        string
+	dbRepositories  string
+	dbInsecure      bool
+	dbCAFile        string
+	dbCredentials   string
+	dbInterval      time.Duration
+	dbMaxAge        time.Duration
+	scanConcurrency int
+	maxLayers       int
+	maxLayerBytes   int64
+	maxImageBytes   int64
+	layerCacheBytes int64
+}
+
 func main() {
-	var (
-		metricsAddr      string
-		secureMetrics    bool
-		metricsCertDir   string
-		probeAddr        string
-		leaderElect      bool
-		leaderElectionNS string
-		concurrency      int
-		registryTimeout  time.Duration
-		registryRate     float64
-		registryBurst    int
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
-	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticating and authorizing callers with the API server.")
-	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "", "Directory holding tls.crt and tls.key for the metrics endpoint, reloaded when they change; empty serves a self-signed certificate made at start.")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the liveness and readiness probes bind to.")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles.")
-	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the operator's namespace.")
-	flag.IntVar(&concurrency, "concurrency", 4, "How many BaseImages are reconciled at once.")
-	flag.DurationVar(&registryTimeout, "registry-timeout", 30*time.Second, "Timeout of one registry request.")
-	flag.Float64Var(&registryRate, "registry-rate-limit", 10, "Requests per second plinth sends to one registry host.")
-	flag.IntVar(&registryBurst, "registry-burst", 20, "Burst of requests plinth may send to one registry host.")
-	opts := zap.Options{}
-	opts.BindFlags(flag.CommandLine)
+	var o options
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
+	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticating and authorizing callers with the API server.")
+	flag.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "Directory holding tls.crt and tls.key for the metrics endpoint, reloaded when they change; empty serves a self-signed certificate made at start.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the liveness and readiness probes bind to.")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles.")
+	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the operator's namespace.")
+	flag.IntVar(&o.concurrency, "concurrency", 4, "How many BaseImages are reconciled at once.")
+	flag.DurationVar(&o.registry.Timeout, "registry-timeout", 30*time.Second, "Timeout of one registry request.")
+	flag.Float64Var(&o.registry.RateLimit, "registry-rate-limit", 10, "Requests per second plinth sends to one registry host.")
+	flag.IntVar(&o.registry.Burst, "registry-burst", 20, "Burst of requests plinth may send to one registry host.")
+
+	flag.BoolVar(&o.scanning, "scan", true, "Scan base images for vulnerabilities; false judges them on registry, age and upstream only.")
+	flag.StringVar(&o.cacheDir, "cache-dir", "/var/cache/plinth", "Directory of the vulnerability DB, the layer cache and the scan results; keep it across restarts to avoid rescans.")
+	flag.StringVar(&o.dbRepositories, "vuln-db-repository", trivy.DefaultDBRepository+","+trivy.DefaultFallbackDBRepository, "Comma-separated OCI repositories (with tag) of the vulnerability DB, tried in order; point it at a mirror for air-gapped clusters.")
+	flag.BoolVar(&o.dbInsecure, "vuln-db-insecure", false, "Allow plain HTTP to the vulnerability DB repository.")
+	flag.StringVar(&o.dbCAFile, "vuln-db-ca-file", "", "PEM file of CAs trusted for TLS to the vulnerability DB repository (a private mirror).")
+	flag.StringVar(&o.dbCredentials, "vuln-db-credentials", "", "A docker config.json file (e.g. a mounted kubernetes.io/dockerconfigjson Secret) with credentials for the vulnerability DB repository.")
+	flag.DurationVar(&o.dbInterval, "vuln-db-update-interval", time.Hour, "How often plinth checks for a new vulnerability DB (one manifest request when it has not changed).")
+	flag.DurationVar(&o.dbMaxAge, "vuln-db-max-age", 72*time.Hour, "Age past which the vulnerability DB is reported stale (Scanned=False VulnDBStale); 0 never.")
+	flag.IntVar(&o.scanConcurrency, "scan-concurrency", 2, "How many images are scanned at once.")
+	flag.IntVar(&o.maxLayers, "scan-max-layers", 128, "Images with more layers per platform are not scanned (LayerLimitExceeded).")
+	flag.Int64Var(&o.maxLayerBytes, "scan-max-layer-bytes", 2<<30, "Images with a larger compressed layer are not scanned (LayerLimitExceeded).")
+	flag.Int64Var(&o.maxImageBytes, "scan-max-image-bytes", 8<<30, "Images whose compressed layers add up to more, per platform, are not scanned (LayerLimitExceeded).")
+	flag.Int64Var(&o.layerCacheBytes, "layer-cache-bytes", 1<<30, "Bound of the on-disk cache of analysed layers.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
+	if err := run(o); err != nil {
+		log.Error(err, "plinth stopped")
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(catalogv1.AddToScheme(scheme))
 
-	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics}
-	if metricsCertDir != "" {
-		metricsOpts.CertDir = metricsCertDir
-		metricsOpts.CertName = "tls.crt"
-		metricsOpts.KeyName = "tls.key"
+	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics}
+	if o.metricsCertDir != "" {
+		metricsOpts.CertDir, metricsOpts.CertName, metricsOpts.KeyName = o.metricsCertDir, "tls.crt", "tls.key"
 	}
-	if secureMetrics {
+	if o.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
-		HealthProbeBindAddress:  probeAddr,
-		LeaderElection:          leaderElect,
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "plinth.catalog.plinth.dev",
-		LeaderElectionNamespace: leaderElectionNS,
+		LeaderElectionNamespace: o.leaderElectionNS,
 	})
 	if err != nil {
-		log.Error(err, "Cannot create the manager")
-		os.Exit(1)
+		return fmt.Errorf("creating the manager: %w", err)
 	}
-
 	ctx := ctrl.SetupSignalHandler()
-	if err := setup(ctx, mgr, concurrency, registry.Options{
-		UserAgent: "plinth",
-		Timeout:   registryTimeout,
-		RateLimit: registryRate,
-		Burst:     registryBurst,
-	}); err != nil {
-		log.Error(err, "Cannot set up the controllers")
-		os.Exit(1)
+
+	var scanning *controllers.Scanning
+	if o.scanning {
+		if scanning, err = setupScanning(mgr, o); err != nil {
+			return err
+		}
+	}
+	o.registry.UserAgent = "plinth"
+	if err := controllers.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	recorder := mgr.GetEventRecorder("plinth")
+	if err := (&controllers.ImagePolicyReconciler{Client: mgr.GetClient(), Recorder: recorder}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.BaseImageReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Registry:                registry.New(o.registry),
+		Recorder:                recorder,
+		Scanning:                scanning,
+		MaxConcurrentReconciles: o.concurrency,
+	}).SetupWithManager(mgr); err != nil {
+		return err
 	}
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 
-	log.Info("Starting plinth")
-	if err := mgr.Start(ctx); err != nil {
-		log.Error(err, "The manager stopped")
-		os.Exit(1)
-	}
+	ctrl.Log.WithName("setup").Info("Starting plinth", "scanning", o.scanning)
+	return mgr.Start(ctx)
 }
 
-func setup(ctx context.Context, mgr ctrl.Manager, concurrency int, ro registry.Options) error {
-	if err := controllers.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
+// setupScanning opens the vulnerability DB and the scanner on the cache
+// directory and keeps the DB up to date while the manager runs.
+func setupScanning(mgr manager.Manager, o options) (*controllers.Scanning, error) {
+	dbo := trivy.DBOptions{
+		Repositories:   strings.Split(o.dbRepositories, ","),
+		CacheDir:       filepath.Join(o.cacheDir, "db"),
+		Insecure:       o.dbInsecure,
+		UpdateInterval: o.dbInterval,
 	}
-	if err := (&controllers.ImagePolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		return err
+	if o.dbCAFile != "" {
+		pem, err := os.ReadFile(o.dbCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --vuln-db-ca-file: %w", err)
+		}
+		dbo.CAPool = x509.NewCertPool()
+		if !dbo.CAPool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--vuln-db-ca-file %s holds no PEM certificate", o.dbCAFile)
+		}
 	}
-	return (&controllers.BaseImageReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Registry:                registry.New(ro),
-		Recorder:                mgr.GetEventRecorder("plinth"),
-		MaxConcurrentReconciles: concurrency,
-	}).SetupWithManager(mgr)
+	if o.dbCredentials != "" {
+		data, err := os.ReadFile(o.dbCredentials)
+		if err != nil {
+			return nil, fmt.Errorf("reading --vuln-db-credentials: %w", err)
+		}
+		kc, err := registry.KeychainFromPullSecrets([]corev1.Secret{{
+			Type: corev1.SecretTypeDockerConfigJson,
+			Data: map[string][]byte{corev1.DockerConfigJsonKey: data},
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("reading --vuln-db-credentials: %w", err)
+		}
+		dbo.Keychain = kc
+	}
+	db, err := trivy.NewDBManager(dbo)
+	if err != nil {
+		return nil, fmt.Errorf("opening the vulnerability DB: %w", err)
+	}
+	scanner, err := trivy.NewScanner(trivy.Options{
+		DB:              db,
+		CacheDir:        filepath.Join(o.cacheDir, "scans"),
+		Concurrency:     o.scanConcurrency,
+		LayerCacheBytes: o.layerCacheBytes,
+		Limits:          trivy.Limits{MaxLayers: o.maxLayers, MaxLayerSize: o.maxLayerBytes, MaxTotalSize: o.maxImageBytes},
+		LogHandler:      slog.DiscardHandler,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting the scanner: %w", err)
+	}
+	// The DB is kept fresh by every replica, leader or not, so a new
+	// leader starts with a current DB.
+	if err := mgr.Add(everyReplica{func(ctx context.Context) error {
+		db.Run(ctx)
+		return db.Close()
+	}}); err != nil {
+		return nil, err
+	}
+	return &controllers.Scanning{
+		Scanner:  scanner,
+		DB:       db,
+		MaxDBAge: o.dbMaxAge,
+		Updates:  db.Subscribe(),
+		Metrics:  metrics.New(ctrlmetrics.Registry, db.UpdatedAt),
+	}, nil
 }
+
+// everyReplica is a runnable that runs whether or not its replica leads.
+type everyReplica struct{ manager.RunnableFunc }
+
+func (everyReplica) NeedLeaderElection() bool { return false }

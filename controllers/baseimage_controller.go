@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -24,8 +24,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/internal/policy"
@@ -52,6 +54,9 @@ type BaseImageReconciler struct {
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
 
+	// Scanning, when set, judges entries on their vulnerabilities too.
+	Scanning *Scanning
+
 	// MaxConcurrentReconciles bounds how many BaseImages are reconciled at
 	// once.
 	MaxConcurrentReconciles int
@@ -69,7 +74,32 @@ func (r *BaseImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.Scanning != nil && r.Scanning.Updates != nil {
+		// A new vulnerability DB re-evaluates every entry.
+		events := make(chan event.GenericEvent)
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case _, ok := <-r.Scanning.Updates:
+					if !ok {
+						return nil
+					}
+					select {
+					case events <- event.GenericEvent{Object: &catalogv1.BaseImage{}}:
+					case <-ctx.Done():
+						return nil
+					}
+				}
+			}
+		})); err != nil {
+			return err
+		}
+		b = b.WatchesRawSource(source.Channel(events, handler.EnqueueRequestsFromMapFunc(r.allBaseImages)))
+	}
+	return b.
 		For(&catalogv1.BaseImage{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&catalogv1.ImagePolicy{},
@@ -85,6 +115,9 @@ func (r *BaseImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var bi catalogv1.BaseImage
 	if err := r.Get(ctx, req.NamespacedName, &bi); err != nil {
+		if apierrors.IsNotFound(err) && r.Scanning != nil {
+			r.Scanning.Metrics.ForgetBaseImage(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if bi.Spec.Suspend {
@@ -121,7 +154,9 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 // returns are transient and retried with backoff; problems someone must fix
 // are reported as Stalled and return no error.
 func (r *BaseImageReconciler) reconcile(ctx context.Context, bi *catalogv1.BaseImage) (ctrl.Result, error) {
-	now := r.Clock.Now()
+	// Status times are stored to the second; so is now, so that an
+	// unchanged observation compares equal.
+	now := r.Clock.Now().UTC().Truncate(time.Second)
 
 	// The policy.
 	var pol catalogv1.ImagePolicy
@@ -133,7 +168,7 @@ func (r *BaseImageReconciler) reconcile(ctx context.Context, bi *catalogv1.BaseI
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if c := meta.FindStatusCondition(pol.Status.Conditions, catalogv1.ReadyCondition); c != nil && c.Status == metav1.ConditionFalse {
+	if c := apimeta.FindStatusCondition(pol.Status.Conditions, catalogv1.ReadyCondition); c != nil && c.Status == metav1.ConditionFalse {
 		markStalled(bi, catalogv1.PolicyNotReadyReason, fmt.Sprintf("ImagePolicy %q is not valid: %s", pol.Name, c.Message))
 		return ctrl.Result{}, nil
 	}
@@ -164,7 +199,7 @@ func (r *BaseImageReconciler) reconcile(ctx context.Context, bi *catalogv1.BaseI
 		v := policy.Evaluate(policy.Input{Now: now})
 		setCondition(bi, catalogv1.ApprovedCondition, metav1.ConditionFalse, v.ApprovedReason,
 			fmt.Sprintf("Registry %s is not in the allowedRegistries of ImagePolicy %q", registry.RegistryOf(ref), pol.Name))
-		markStalled(bi, catalogv1.PolicyDeniedReason, fmt.Sprintf("Registry %s is not allowed by ImagePolicy %q", registry.RegistryOf(ref), pol.Name))
+		markDenied(bi, v.ApprovedReason, fmt.Sprintf("Registry %s is not allowed by ImagePolicy %q", registry.RegistryOf(ref), pol.Name))
 		return ctrl.Result{}, nil
 	}
 
@@ -211,6 +246,34 @@ func (r *BaseImageReconciler) reconcile(ctx context.Context, bi *catalogv1.BaseI
 		baseDigest = bi.Status.History[0].UpstreamDigest
 	}
 
+	// Vulnerabilities.
+	var vulns *policy.Vulnerabilities
+	if r.Scanning != nil {
+		firstSeen := firstSeenOf(&bi.Status, digest)
+		out, err := r.scanDigest(ctx, bi, ref, digest, kc, now)
+		if err != nil {
+			markRetrying(bi, out.reason, out.message)
+			return ctrl.Result{}, err
+		}
+		if !out.ok {
+			// The last verdict stays; Ready says why it is not current.
+			if out.stalled {
+				markStalled(bi, out.reason, out.message)
+				return retryLater, nil
+			}
+			markNotReady(bi, out.reason, out.message)
+			return ctrl.Result{RequeueAfter: wait.Jitter(out.retryAfter, 0.1)}, nil
+		}
+		vulns = &policy.Vulnerabilities{
+			Findings:   out.findings,
+			Policy:     pol.Spec.Vulnerabilities,
+			Exceptions: pol.Spec.Exceptions,
+			Image:      string(bi.Spec.Image),
+			ApprovedAt: approvedAt(&bi.Status, digest),
+			FirstSeen:  firstSeen,
+		}
+	}
+
 	// The verdict.
 	var created time.Time
 	if bi.Status.ImageCreated != nil {
@@ -227,17 +290,31 @@ func (r *BaseImageReconciler) reconcile(ctx context.Context, bi *catalogv1.BaseI
 		MaxAge:          maxAge,
 		UpstreamDigest:  upstreamDigest,
 		BaseDigest:      baseDigest,
+		Vulnerabilities: vulns,
 	})
 	setCondition(bi, catalogv1.ApprovedCondition, boolStatus(v.Approved), v.ApprovedReason, v.ApprovedMessage)
 	setCondition(bi, catalogv1.StaleCondition, boolStatus(v.Stale), v.StaleReason, v.StaleMessage)
-	if v.Approved {
+	if vulns != nil {
+		bi.Status.Vulnerabilities, bi.Status.TopFindings = v.Summary, v.TopFindings
+		r.Scanning.Metrics.SetVulnerabilities(bi.Namespace, bi.Name, v.Summary)
+	}
+	switch {
+	case v.Approved:
 		bi.Status.ApprovedDigest = digest
 		if h := &bi.Status.History[0]; h.ApprovedAt == nil {
 			h.ApprovedAt = &metav1.Time{Time: now}
 		}
-		markReady(bi, fmt.Sprintf("Approved digest %s", digest))
-	} else {
-		markStalled(bi, catalogv1.PolicyDeniedReason, v.ApprovedMessage)
+		if c := apimeta.FindStatusCondition(bi.Status.Conditions, catalogv1.ScannedCondition); c != nil && c.Status != metav1.ConditionTrue {
+			markNotReady(bi, c.Reason, c.Message)
+		} else {
+			markReady(bi, fmt.Sprintf("Approved digest %s", digest))
+		}
+	default:
+		if bi.Status.ApprovedDigest == digest {
+			// The approved digest itself lost its approval.
+			bi.Status.ApprovedDigest = ""
+		}
+		markDenied(bi, v.ApprovedReason, v.ApprovedMessage)
 	}
 
 	next := wait.Jitter(interval, 0.1)
@@ -345,7 +422,7 @@ func (r *BaseImageReconciler) recordTransitions(before, after *catalogv1.BaseIma
 		if !conditionChanged(before.Status.Conditions, after.Status.Conditions, typ) {
 			continue
 		}
-		c := meta.FindStatusCondition(after.Status.Conditions, typ)
+		c := apimeta.FindStatusCondition(after.Status.Conditions, typ)
 		switch {
 		case c == nil:
 			continue
@@ -361,6 +438,11 @@ func (r *BaseImageReconciler) recordTransitions(before, after *catalogv1.BaseIma
 			r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, c.Reason, "Reconcile", c.Message)
 		}
 	}
+}
+
+// allBaseImages maps any event to every BaseImage.
+func (r *BaseImageReconciler) allBaseImages(ctx context.Context, _ client.Object) []reconcile.Request {
+	return r.listRequests(ctx, "", nil, nil)
 }
 
 // baseImagesForPolicy maps an ImagePolicy to the BaseImages that use it.

@@ -50,6 +50,24 @@ func markStalled(obj conditionsObject, reason, message string) {
 	setCondition(obj, catalogv1.ReadyCondition, metav1.ConditionFalse, reason, message)
 }
 
+// markDenied records that the policy refuses the entry: Stalled=True with
+// reason PolicyDenied (someone must rebuild or change the spec or policy),
+// and Ready=False with the verdict's own reason.
+func markDenied(obj conditionsObject, reason, message string) {
+	removeCondition(obj, catalogv1.ReconcilingCondition)
+	setCondition(obj, catalogv1.StalledCondition, metav1.ConditionTrue, catalogv1.PolicyDeniedReason, message)
+	setCondition(obj, catalogv1.ReadyCondition, metav1.ConditionFalse, reason, message)
+}
+
+// markNotReady records that the entry waits on something that resolves by
+// itself (a vulnerability DB, for one): Ready=False, neither Reconciling nor
+// Stalled.
+func markNotReady(obj conditionsObject, reason, message string) {
+	removeCondition(obj, catalogv1.ReconcilingCondition)
+	removeCondition(obj, catalogv1.StalledCondition)
+	setCondition(obj, catalogv1.ReadyCondition, metav1.ConditionFalse, reason, message)
+}
+
 // markRetrying records a transient failure that plinth retries by itself:
 // Reconciling=True (ProgressingWithRetry) and Ready=False; Stalled is
 // removed.

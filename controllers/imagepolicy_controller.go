@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,6 +23,8 @@ import (
 // valid. BaseImages follow their policy through their own watch.
 type ImagePolicyReconciler struct {
 	client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
 }
 
 // +kubebuilder:rbac:groups=catalog.plinth.dev,resources=imagepolicies,verbs=get;list;watch
@@ -26,8 +32,12 @@ type ImagePolicyReconciler struct {
 
 // SetupWithManager registers the reconciler.
 func (r *ImagePolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&catalogv1.ImagePolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&catalogv1.ImagePolicy{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Complete(r)
 }
 
@@ -45,14 +55,83 @@ func (r *ImagePolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		markReady(&pol, "Policy is valid")
 	}
 	pol.Status.ObservedGeneration = pol.Generation
+	ex := countExceptions(pol.Spec.Exceptions, r.Clock.Now())
+	pol.Status.Exceptions, pol.Status.ExpiringExceptions = &ex.counts, ex.expiring
 
-	if equality.Semantic.DeepEqual(before.Status, pol.Status) {
-		return ctrl.Result{}, nil
+	result := ctrl.Result{}
+	if !ex.next.IsZero() {
+		result.RequeueAfter = ex.next.Sub(r.Clock.Now()) + time.Second
 	}
-	if err := r.Status().Patch(ctx, &pol, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+	if equality.Semantic.DeepEqual(before.Status, pol.Status) {
+		return result, nil
+	}
+	if err := r.Status().Patch(ctx, &pol, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, nil
+	if r.Recorder != nil {
+		for _, id := range newlyExpiring(before.Status.ExpiringExceptions, ex.expiring) {
+			r.Recorder.Eventf(&pol, nil, corev1.EventTypeWarning, "ExceptionExpiring", "Evaluate",
+				"The exception for %s expires within %s", id, catalogv1.ExceptionExpiryWarning)
+		}
+	}
+	return result, nil
+}
+
+// exceptionState is what the exceptions of a policy amount to at a time.
+type exceptionState struct {
+	counts   catalogv1.ExceptionCounts
+	expiring []string
+	// next is the next time an exception enters its warning period or
+	// expires; zero when none will.
+	next time.Time
+}
+
+// countExceptions counts exceptions as active, expiring (within
+// catalogv1.ExceptionExpiryWarning) and expired at now.
+func countExceptions(exs []catalogv1.VulnerabilityException, now time.Time) exceptionState {
+	var st exceptionState
+	soonest := func(t time.Time) {
+		if t.After(now) && (st.next.IsZero() || t.Before(st.next)) {
+			st.next = t
+		}
+	}
+	for _, e := range exs {
+		exp := e.Expires.Time
+		warnFrom := exp.Add(-catalogv1.ExceptionExpiryWarning)
+		switch {
+		case !now.Before(exp):
+			st.counts.Expired++
+		case !now.Before(warnFrom):
+			st.counts.Active++
+			st.counts.Expiring++
+			if len(st.expiring) < 32 {
+				st.expiring = append(st.expiring, e.ID)
+			}
+		default:
+			st.counts.Active++
+		}
+		soonest(warnFrom)
+		soonest(exp)
+	}
+	return st
+}
+
+// newlyExpiring returns the ids in after that are not in before.
+func newlyExpiring(before, after []string) []string {
+	seen := map[string]bool{}
+	for _, id := range before {
+		seen[id] = true
+	}
+	var out []string
+	for _, id := range after {
+		if !seen[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // validatePolicy checks what the API server's schema cannot: that every

@@ -115,7 +115,7 @@ type BaseImageStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Reconciling, Stalled, Approved and Stale.
+	// conditions: Ready, Reconciling, Stalled, Scanned, Approved and Stale.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -159,6 +159,31 @@ type BaseImageStatus struct {
 	// +kubebuilder:validation:MaxItems=10
 	History []DigestRecord `json:"history,omitempty"`
 
+	// scannedDigest is the digest the vulnerability counts and findings
+	// describe.
+	// +optional
+	ScannedDigest string `json:"scannedDigest,omitempty"`
+
+	// lastScanTime is when scannedDigest was last evaluated against the
+	// vulnerability DB.
+	// +optional
+	LastScanTime *metav1.Time `json:"lastScanTime,omitempty"`
+
+	// vulnDBVersion identifies the vulnerability DB build the verdict used.
+	// +optional
+	VulnDBVersion string `json:"vulnDBVersion,omitempty"`
+
+	// vulnerabilities counts the findings of scannedDigest by severity.
+	// +optional
+	Vulnerabilities *VulnerabilitySummary `json:"vulnerabilities,omitempty"`
+
+	// topFindings lists at most 20 findings: blocking ones first, by
+	// deadline and first detection, then by severity. The counts cover all.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	TopFindings []Finding `json:"topFindings,omitempty"`
+
 	// lastHandledReconcileAt is the value of the
 	// reconcile.plinth.dev/requestedAt annotation that was last acted on.
 	// +optional
@@ -176,7 +201,10 @@ type BaseImageStatus struct {
 // +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.resolvedDigest`,priority=1
 // +kubebuilder:printcolumn:name="Approved",type=string,JSONPath=`.status.conditions[?(@.type=="Approved")].status`
 // +kubebuilder:printcolumn:name="Stale",type=string,JSONPath=`.status.conditions[?(@.type=="Stale")].status`
+// +kubebuilder:printcolumn:name="Critical",type=integer,JSONPath=`.status.vulnerabilities.critical.total`
+// +kubebuilder:printcolumn:name="High",type=integer,JSONPath=`.status.vulnerabilities.high.total`
 // +kubebuilder:printcolumn:name="Image Age",type=date,JSONPath=`.status.imageCreated`
+// +kubebuilder:printcolumn:name="Last Scan",type=date,JSONPath=`.status.lastScanTime`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

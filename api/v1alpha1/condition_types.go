@@ -15,6 +15,10 @@ const (
 	// without someone acting: fixing the spec, a credential or the policy.
 	StalledCondition = "Stalled"
 
+	// ScannedCondition says whether the resolved digest was scanned against
+	// the current vulnerability DB (not whether it passed).
+	ScannedCondition = "Scanned"
+
 	// ApprovedCondition is the policy verdict on the resolved digest.
 	ApprovedCondition = "Approved"
 
@@ -87,11 +91,42 @@ const (
 	PolicyDeniedReason = "PolicyDenied"
 )
 
+// Reasons used by the Scanned condition.
+const (
+	// ScanSucceededReason means the resolved digest was scanned against the
+	// current vulnerability DB.
+	ScanSucceededReason = "ScanSucceeded"
+
+	// ScanFailedReason means the scan failed; the last verdict is kept.
+	ScanFailedReason = "ScanFailed"
+
+	// VulnDBUnavailableReason means no vulnerability DB is loaded yet, so
+	// nothing can be scanned.
+	VulnDBUnavailableReason = "VulnDBUnavailable"
+
+	// VulnDBStaleReason means the vulnerability DB is older than the
+	// operator's limit (its mirror cannot be reached, for example); the
+	// verdict uses the old DB.
+	VulnDBStaleReason = "VulnDBStale"
+
+	// LayerLimitExceededReason means the image is over the operator's
+	// limits on layer count or size and was not scanned.
+	LayerLimitExceededReason = "LayerLimitExceeded"
+)
+
 // Reasons used by the Approved condition.
 const (
 	// PolicyPassedReason means the resolved digest meets every rule of the
 	// policy.
 	PolicyPassedReason = "PolicyPassed"
+
+	// VulnerabilitiesExceedThresholdReason means the digest has findings
+	// the policy does not allow.
+	VulnerabilitiesExceedThresholdReason = "VulnerabilitiesExceedThreshold"
+
+	// ExceptionExpiredReason means the digest passed only thanks to an
+	// exception that has now expired.
+	ExceptionExpiredReason = "ExceptionExpired"
 
 	// UnapprovedRegistryReason means the image's registry or repository
 	// matches none of the policy's allowedRegistries.
@@ -107,6 +142,10 @@ const (
 	// UpstreamUpdatedReason means spec.upstream now points at a digest other
 	// than the one the resolved image was built from.
 	UpstreamUpdatedReason = "UpstreamUpdated"
+
+	// FixAvailableReason means a blocking vulnerability has a fix: a
+	// rebuild would remove it.
+	FixAvailableReason = "FixAvailable"
 
 	// UpToDateReason (with status False) means no rebuild is due.
 	UpToDateReason = "UpToDate"

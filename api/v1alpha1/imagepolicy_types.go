@@ -47,6 +47,18 @@ type ImagePolicySpec struct {
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="rescanInterval must be a duration of at least 1s such as 24h"
 	RescanInterval *metav1.Duration `json:"rescanInterval,omitempty"`
+
+	// vulnerabilities says which vulnerabilities block approval. Unset
+	// means findings of CRITICAL and HIGH severity block it.
+	// +optional
+	Vulnerabilities *VulnerabilityPolicy `json:"vulnerabilities,omitempty"`
+
+	// exceptions accept named vulnerabilities until they expire. An expired
+	// exception stops applying by itself.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	Exceptions []VulnerabilityException `json:"exceptions,omitempty"`
 }
 
 // RescanIntervalOrDefault returns spec.rescanInterval, or
@@ -71,6 +83,27 @@ type ImagePolicyStatus struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// exceptions counts the policy's exceptions by state.
+	// +optional
+	Exceptions *ExceptionCounts `json:"exceptions,omitempty"`
+
+	// expiringExceptions lists the ids of exceptions that expire within
+	// seven days (at most 32).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	ExpiringExceptions []string `json:"expiringExceptions,omitempty"`
+}
+
+// ExceptionCounts counts a policy's exceptions by state.
+type ExceptionCounts struct {
+	// active exceptions: not expired, including expiring ones.
+	Active int32 `json:"active"`
+	// expiring exceptions: active, and expiring within seven days.
+	Expiring int32 `json:"expiring"`
+	// expired exceptions, which no longer apply.
+	Expired int32 `json:"expired"`
 }
 
 // ImagePolicy is the standard a BaseImage must meet: where it may come from,
@@ -81,6 +114,8 @@ type ImagePolicyStatus struct {
 // +kubebuilder:resource:shortName=bipol,categories=plinth
 // +kubebuilder:printcolumn:name="Max Age",type=string,JSONPath=`.spec.maxAge`
 // +kubebuilder:printcolumn:name="Rescan",type=string,JSONPath=`.spec.rescanInterval`
+// +kubebuilder:printcolumn:name="Exceptions",type=integer,JSONPath=`.status.exceptions.active`
+// +kubebuilder:printcolumn:name="Expiring",type=integer,JSONPath=`.status.exceptions.expiring`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

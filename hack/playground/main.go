@@ -88,7 +88,7 @@ func runOnCluster(ctx context.Context, operator, kubeconfig string) error {
 	}); err != nil {
 		return fmt.Errorf("installing the CRDs: %w", err)
 	}
-	return runOperator(ctx, operator, kubeconfig)
+	return runOperator(ctx, operator, kubeconfig, "--cache-dir="+filepath.Join(testenv.Root(), "bin", "playground-cache"))
 }
 
 // runLocal starts the local control plane and sample registry, applies the
@@ -129,6 +129,15 @@ func runLocal(ctx context.Context, operator, registryAddr, stateDir, namespace s
 		return err
 	}
 	sampleHost := "localhost:" + portOf(reg.Host)
+	dbRef, err := pushSampleDB(ctx, sampleHost)
+	if err != nil {
+		return err
+	}
+	cacheDir, err := os.MkdirTemp("", "plinth-playground-cache-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(cacheDir)
 	if err := applySamples(ctx, c, filepath.Join(testenv.Root(), "config", "samples"), namespace, sampleHost); err != nil {
 		return err
 	}
@@ -137,23 +146,26 @@ func runLocal(ctx context.Context, operator, registryAddr, stateDir, namespace s
 The playground is up.
   kubeconfig:  %[1]s
   registry:    localhost:%[2]s (sample images)
+  vuln DB:     %[3]s
+               SAMPLE DATA: made-up advisories (SAMPLE-2026-*), not real vulnerabilities
 
 Watch the catalog in another terminal:
   KUBECONFIG=%[1]s kubectl get baseimages -o wide -w
 
 Press Ctrl-C to stop everything.
 
-`, kubeconfig, portOf(reg.Host))
-	return runOperator(ctx, operator, kubeconfig)
+`, kubeconfig, portOf(reg.Host), dbRef)
+	return runOperator(ctx, operator, kubeconfig,
+		"--vuln-db-repository="+dbRef, "--vuln-db-insecure", "--cache-dir="+cacheDir)
 }
 
 // runOperator runs the operator binary until ctx ends, then stops it with
 // SIGTERM. The operator also dies with this process.
-func runOperator(ctx context.Context, operator, kubeconfig string) error {
+func runOperator(ctx context.Context, operator, kubeconfig string, args ...string) error {
 	if _, err := os.Stat(operator); err != nil {
 		return fmt.Errorf("operator binary %s not found: run `make build` first", operator)
 	}
-	cmd := exec.Command(operator, "--metrics-bind-address=0", "--health-probe-bind-address=0")
+	cmd := exec.Command(operator, append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0"}, args...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

@@ -17,7 +17,8 @@ import (
 //   - base/debian:12 (amd64 and arm64, with a build attestation), built from
 //     upstream/debian:bookworm-slim, which has moved on since: stale,
 //     UpstreamUpdated;
-//   - base/python:3.9, built in 2024: stale, MaxAgeExceeded.
+//   - base/python:3.9, built in 2024 with an old openssl: refused for a
+//     (sample) critical vulnerability, and stale.
 func startSampleRegistry(ctx context.Context, addr string) (*registrytest.Registry, error) {
 	reg, err := registrytest.NewServer(addr)
 	if err != nil {
@@ -85,7 +86,7 @@ func startSampleRegistry(ctx context.Context, addr string) (*registrytest.Regist
 
 	python, err := imagetest.DebianImage(imagetest.DistroOptions{
 		Created:    time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC),
-		Packages:   debianPkgs,
+		Packages:   append(debianPkgs, imagetest.Package{Name: "libssl3", Version: "3.0.15-1~deb12u1", Source: "openssl"}),
 		ExtraFiles: map[string]string{"usr/local/bin/python3.9": "#!/bin/sh\n"},
 	})
 	if err != nil {

@@ -29,6 +29,10 @@ type Input struct {
 	// BaseDigest is the upstream digest the image was built from; empty when
 	// unknown.
 	BaseDigest string
+
+	// Vulnerabilities of the digest; nil when the digest is not judged on
+	// vulnerabilities (scanning is off).
+	Vulnerabilities *Vulnerabilities
 }
 
 // Verdict is the decision on one digest.
@@ -45,8 +49,15 @@ type Verdict struct {
 	StaleMessage string
 
 	// NextDeadline is the next time the verdict changes by itself without
-	// any new observation (the image crossing maxAge); zero when none.
+	// any new observation (the image crossing maxAge, a remediation window
+	// closing, an exception expiring); zero when none.
 	NextDeadline time.Time
+
+	// Summary counts the findings by severity, and TopFindings lists the
+	// most important ones; both are empty when vulnerabilities are not
+	// judged.
+	Summary     *catalogv1.VulnerabilitySummary
+	TopFindings []catalogv1.Finding
 }
 
 // Evaluate computes the verdict. Messages depend only on the input's
@@ -62,8 +73,19 @@ func Evaluate(in Input) Verdict {
 		v.ApprovedMessage = "The image's registry is not in the policy's allowedRegistries"
 	}
 
+	var vv vulnVerdict
+	if in.Vulnerabilities != nil {
+		vv = evaluateVulnerabilities(in.Now, in.Vulnerabilities)
+		v.Summary, v.TopFindings, v.NextDeadline = &vv.summary, vv.top, vv.nextDeadline
+		if v.Approved && !vv.approved {
+			v.Approved, v.ApprovedReason, v.ApprovedMessage = false, vv.reason, vv.message
+		}
+	}
+
 	v.StaleReason, v.StaleMessage = catalogv1.UpToDateReason, "No rebuild is due"
 	switch {
+	case vv.fixAvailable != "":
+		v.Stale, v.StaleReason, v.StaleMessage = true, catalogv1.FixAvailableReason, vv.fixAvailable
 	case in.MaxAge > 0 && !in.ImageCreated.IsZero() && !in.Now.Before(in.ImageCreated.Add(in.MaxAge)):
 		v.Stale, v.StaleReason = true, catalogv1.MaxAgeExceededReason
 		v.StaleMessage = fmt.Sprintf("The image is older than the policy's maxAge of %s", in.MaxAge)
@@ -71,8 +93,10 @@ func Evaluate(in Input) Verdict {
 		v.Stale, v.StaleReason = true, catalogv1.UpstreamUpdatedReason
 		v.StaleMessage = fmt.Sprintf("The upstream image moved to %s; the image was built from %s", in.UpstreamDigest, in.BaseDigest)
 	}
-	if in.MaxAge > 0 && !in.ImageCreated.IsZero() && v.StaleReason != catalogv1.MaxAgeExceededReason {
-		v.NextDeadline = in.ImageCreated.Add(in.MaxAge)
+	if in.MaxAge > 0 && !in.ImageCreated.IsZero() && in.Now.Before(in.ImageCreated.Add(in.MaxAge)) {
+		if d := in.ImageCreated.Add(in.MaxAge); v.NextDeadline.IsZero() || d.Before(v.NextDeadline) {
+			v.NextDeadline = d
+		}
 	}
 	return v
 }

@@ -83,11 +83,12 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 	}
 
 	// The server-side table is what kubectl prints.
-	want := map[string][]string{ // name: Approved, Stale, Ready
-		"alpine":               {"True", "False", "True"},
-		"debian":               {"True", "True", "True"},
-		"python-legacy":        {"True", "True", "True"},
-		"node-from-docker-hub": {"False", "", "False"},
+	// The verdicts on the sample images under the sample vulnerability DB.
+	want := map[string][]string{ // name: Approved, Stale, Critical, High, Ready
+		"alpine":               {"True", "False", "0", "0", "True"},
+		"debian":               {"True", "True", "0", "1", "True"},
+		"python-legacy":        {"False", "True", "1", "1", "False"},
+		"node-from-docker-hub": {"False", "", "", "", "False"},
 	}
 	var table *metav1.Table
 	waitFor(t, time.Minute, "the sample catalog's verdicts", func() bool {
@@ -103,7 +104,7 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 			columns = append(columns, c.Name)
 		}
 	}
-	if got := strings.Join(columns, ","); got != "Name,Image,Approved,Stale,Image Age,Ready,Age" {
+	if got := strings.Join(columns, ","); got != "Name,Image,Approved,Stale,Critical,High,Image Age,Last Scan,Ready,Age" {
 		t.Errorf("columns = %s", got)
 	}
 
@@ -115,7 +116,7 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 		}
 		t.Logf("kubectl get baseimages:\n%s", out)
 		header := strings.Fields(strings.SplitN(string(out), "\n", 2)[0])
-		if strings.Join(header, " ") != "NAME IMAGE APPROVED STALE IMAGE AGE READY AGE" {
+		if strings.Join(header, " ") != "NAME IMAGE APPROVED STALE CRITICAL HIGH IMAGE AGE LAST SCAN READY AGE" {
 			t.Errorf("kubectl header = %q", header)
 		}
 	}
@@ -164,7 +165,7 @@ func baseImageTable(cfg *rest.Config) (*metav1.Table, error) {
 }
 
 // tableMatches reports whether every wanted row is present with the wanted
-// Approved, Stale and Ready cells.
+// Approved, Stale, Critical, High and Ready cells.
 func tableMatches(table *metav1.Table, want map[string][]string) bool {
 	idx := map[string]int{}
 	for i, c := range table.ColumnDefinitions {
@@ -177,7 +178,7 @@ func tableMatches(table *metav1.Table, want map[string][]string) bool {
 		if !ok {
 			continue
 		}
-		got := []string{cell(row, idx["Approved"]), cell(row, idx["Stale"]), cell(row, idx["Ready"])}
+		got := []string{cell(row, idx["Approved"]), cell(row, idx["Stale"]), cell(row, idx["Critical"]), cell(row, idx["High"]), cell(row, idx["Ready"])}
 		if strings.Join(got, ",") != strings.Join(w, ",") {
 			return false
 		}

@@ -1,0 +1,89 @@
+// Package metrics holds plinth's Prometheus collectors. Every name starts
+// with plinth_; label sets stay bounded (no vulnerability ids as labels), and
+// the series of a deleted BaseImage are removed.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+)
+
+// Scan results, the values of plinth_scans_total's result label.
+const (
+	ScanSucceeded = "success"
+	ScanFailed    = "failure"
+)
+
+// Metrics are the collectors the controllers update.
+type Metrics struct {
+	scans           *prometheus.CounterVec
+	scanDuration    prometheus.Histogram
+	vulnerabilities *prometheus.GaugeVec
+}
+
+// New creates the collectors and registers them, together with a gauge of
+// the vulnerability DB's age read from dbUpdatedAt at scrape time (nil
+// leaves that gauge out).
+func New(reg prometheus.Registerer, dbUpdatedAt func() time.Time) *Metrics {
+	m := &Metrics{
+		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plinth_scans_total",
+			Help: "Vulnerability scans of image digests, by result. Results served from the cache are not scans.",
+		}, []string{"result"}),
+		scanDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "plinth_scan_duration_seconds",
+			Help:    "Duration of vulnerability scans of image digests.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12),
+		}),
+		vulnerabilities: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "plinth_baseimage_vulnerabilities",
+			Help: "Vulnerabilities of each BaseImage's scanned digest, by severity.",
+		}, []string{"namespace", "name", "severity"}),
+	}
+	reg.MustRegister(m.scans, m.scanDuration, m.vulnerabilities)
+	if dbUpdatedAt != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "plinth_vulndb_age_seconds",
+			Help: "Age of the loaded vulnerability DB (time since it was built); -1 when none is loaded.",
+		}, func() float64 {
+			t := dbUpdatedAt()
+			if t.IsZero() {
+				return -1
+			}
+			return time.Since(t).Seconds()
+		}))
+	}
+	return m
+}
+
+// ObserveScan records one scan.
+func (m *Metrics) ObserveScan(result string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.scans.WithLabelValues(result).Inc()
+	if result == ScanSucceeded {
+		m.scanDuration.Observe(d.Seconds())
+	}
+}
+
+// SetVulnerabilities records a BaseImage's counts by severity.
+func (m *Metrics) SetVulnerabilities(namespace, name string, s *catalogv1.VulnerabilitySummary) {
+	if m == nil || s == nil {
+		return
+	}
+	for _, sev := range catalogv1.Severities {
+		m.vulnerabilities.WithLabelValues(namespace, name, string(sev)).Set(float64(s.Count(sev).Total))
+	}
+}
+
+// ForgetBaseImage removes the series of a deleted BaseImage.
+func (m *Metrics) ForgetBaseImage(namespace, name string) {
+	if m == nil {
+		return
+	}
+	m.vulnerabilities.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
+}
