@@ -248,7 +248,9 @@ func (r *BaseImageReconciler) reconcile(ctx context.Context, bi *catalogv1.BaseI
 
 	// Vulnerabilities.
 	var vulns *policy.Vulnerabilities
-	if r.Scanning != nil {
+	if r.Scanning == nil {
+		removeCondition(bi, catalogv1.ScannedCondition)
+	} else {
 		firstSeen := firstSeenOf(&bi.Status, digest)
 		out, err := r.scanDigest(ctx, bi, ref, digest, kc, now)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -95,7 +96,8 @@ func startOperator(t *testing.T, advs []vulndbtest.Advisory) *operator {
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Expect(controllers.SetupIndexes(ctx, mgr.GetFieldIndexer())).To(Succeed())
-	g.Expect((&controllers.ImagePolicyReconciler{Client: mgr.GetClient(), Clock: o.clock}).SetupWithManager(mgr)).To(Succeed())
+	g.Expect((&controllers.ImagePolicyReconciler{Client: mgr.GetClient(), Clock: o.clock,
+		Recorder: mgr.GetEventRecorder("plinth")}).SetupWithManager(mgr)).To(Succeed())
 	g.Expect((&controllers.BaseImageReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: o.clock,
 		Registry: registry.New(registry.Options{Retries: -1}),
@@ -248,6 +250,18 @@ func TestAnExceptionAppliesUntilItExpires(t *testing.T) {
 		g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: o.ns, Name: "p"}, &pol)).To(Succeed())
 		return pol.Status.Exceptions
 	}, timeout, tick).Should(HaveValue(Equal(catalogv1.ExceptionCounts{Active: 1, Expiring: 1})))
+	NewWithT(t).Expect(pol.Status.ExpiringExceptions).To(Equal([]string{"CVE-2099-0001"}))
+	NewWithT(t).Eventually(func(g Gomega) []string {
+		var list eventsv1.EventList
+		g.Expect(k8sClient.List(context.Background(), &list, client.InNamespace(o.ns))).To(Succeed())
+		var reasons []string
+		for _, e := range list.Items {
+			if e.Regarding.Kind == catalogv1.ImagePolicyKind && e.Type == corev1.EventTypeWarning {
+				reasons = append(reasons, e.Reason+": "+e.Note)
+			}
+		}
+		return reasons
+	}, timeout, tick).Should(ConsistOf(ContainSubstring("ExceptionExpiring: The exception for CVE-2099-0001 expires")))
 
 	// After it expires, the image is refused again.
 	o.clock.Step(7 * 24 * time.Hour)
