@@ -125,35 +125,56 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, nil
 	}
 	before := bi.DeepCopy()
+	// base is what the next status patch applies to; a progress patch in
+	// the middle of the reconcile moves it on.
+	base := before
+	progress := func(ctx context.Context) error {
+		if err := r.Status().Patch(ctx, &bi, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return err
+		}
+		base = bi.DeepCopy()
+		return nil
+	}
 
-	result, recErr := r.reconcile(ctx, &bi)
+	result, recErr := r.reconcile(ctx, &bi, progress)
+	if apierrors.IsConflict(recErr) || apierrors.IsNotFound(recErr) {
+		return conflictResult(ctx, recErr)
+	}
 
 	bi.Status.ObservedGeneration = bi.Generation
 	if v, ok := bi.Annotations[catalogv1.ReconcileRequestAnnotation]; ok {
 		bi.Status.LastHandledReconcileAt = v
 	}
-	if !equality.Semantic.DeepEqual(before.Status, bi.Status) {
+	if !equality.Semantic.DeepEqual(base.Status, bi.Status) {
 		// The optimistic lock refuses a status computed from a stale cached
 		// copy; the retry then starts from the current object.
-		if err := r.Status().Patch(ctx, &bi, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			switch {
-			case apierrors.IsNotFound(err):
-				return ctrl.Result{}, nil
-			case apierrors.IsConflict(err):
-				ctrl.LoggerFrom(ctx).V(1).Info("BaseImage changed meanwhile, retrying")
-				return ctrl.Result{RequeueAfter: wait.Jitter(time.Second, 0.5)}, nil
+		if err := progress(ctx); err != nil {
+			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+				return conflictResult(ctx, err)
 			}
 			return ctrl.Result{}, errors.Join(recErr, err)
 		}
+	}
+	if !equality.Semantic.DeepEqual(before.Status, bi.Status) {
 		r.recordTransitions(before, &bi)
 	}
 	return result, recErr
 }
 
+// conflictResult handles a status patch refused because the object changed
+// or went away meanwhile: a changed object is reconciled again shortly.
+func conflictResult(ctx context.Context, err error) (ctrl.Result, error) {
+	if apierrors.IsNotFound(err) {
+		return ctrl.Result{}, nil
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("BaseImage changed meanwhile, retrying")
+	return ctrl.Result{RequeueAfter: wait.Jitter(time.Second, 0.5)}, nil
+}
+
 // reconcile gathers observations, decides and sets status. Errors it
 // returns are transient and retried with backoff; problems someone must fix
 // are reported as Stalled and return no error.
-func (r *BaseImageReconciler) reconcile(ctx context.Context, bi *catalogv1.BaseImage) (ctrl.Result, error) {
+func (r *BaseImageReconciler) reconcile(ctx context.Context, bi *catalogv1.BaseImage, progress func(context.Context) error) (ctrl.Result, error) {
 	// Status times are stored to the second; so is now, so that an
 	// unchanged observation compares equal.
 	now := r.Clock.Now().UTC().Truncate(time.Second)
@@ -252,7 +273,7 @@ func (r *BaseImageReconciler) reconcile(ctx context.Context, bi *catalogv1.BaseI
 		removeCondition(bi, catalogv1.ScannedCondition)
 	} else {
 		firstSeen := firstSeenOf(&bi.Status, digest)
-		out, err := r.scanDigest(ctx, bi, ref, digest, kc, now)
+		out, err := r.scanDigest(ctx, bi, ref, digest, kc, now, progress)
 		if err != nil {
 			markRetrying(bi, out.reason, out.message)
 			return ctrl.Result{}, err

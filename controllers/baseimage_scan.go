@@ -67,15 +67,26 @@ type scanOutcome struct {
 // current DB. Cached results cost nothing: the scanner keys them by digest
 // and DB version. It sets the Scanned condition and the scan fields of
 // status; a returned error is transient.
-func (r *BaseImageReconciler) scanDigest(ctx context.Context, bi *catalogv1.BaseImage, ref name.Reference, digest string, kc authn.Keychain, now time.Time) (scanOutcome, error) {
+//
+// Before a scan that is not cached, progress records Reconciling=True, so
+// that GitOps tools see the entry as in progress while it is scanned.
+func (r *BaseImageReconciler) scanDigest(ctx context.Context, bi *catalogv1.BaseImage, ref name.Reference, digest string, kc authn.Keychain, now time.Time, progress func(context.Context) error) (scanOutcome, error) {
 	s := r.Scanning
-	start := time.Now()
-	report, err := s.Scanner.Scan(ctx, scan.Request{
+	req := scan.Request{
 		Image:     ref.Context().Digest(digest),
 		Platforms: platformStrings(bi.Spec.Platforms),
 		Keychain:  kc,
 		Transport: s.Transport,
-	})
+	}
+	if _, cached := s.Scanner.Cached(req); !cached && s.DB.Version() != "" {
+		setCondition(bi, catalogv1.ReconcilingCondition, metav1.ConditionTrue, catalogv1.ProgressingReason,
+			fmt.Sprintf("Scanning %s against vulnerability DB %s", digest, s.DB.Version()))
+		if err := progress(ctx); err != nil {
+			return scanOutcome{reason: catalogv1.ProgressingReason, message: "Cannot record the scan's progress"}, err
+		}
+	}
+	start := time.Now()
+	report, err := s.Scanner.Scan(ctx, req)
 	switch {
 	case errors.Is(err, scan.ErrDBUnavailable):
 		msg := "No vulnerability DB is loaded yet; the image cannot be scanned"

@@ -12,6 +12,10 @@ import (
 // Scanner scans one image digest against the current vulnerability DB.
 type Scanner interface {
 	Scan(ctx context.Context, req Request) (*Report, error)
+
+	// Cached returns the report of req under the current DB when one is
+	// at hand, without scanning or any registry request.
+	Cached(req Request) (*Report, bool)
 }
 
 // Request names the image to scan and how to reach it.

@@ -16,10 +16,13 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	clocktesting "k8s.io/utils/clock/testing"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
@@ -324,4 +327,46 @@ func TestAFailingDBMirrorKeepsVerdictsAndReportsTheDBAge(t *testing.T) {
 	o.expect("alpine", catalogv1.ApprovedCondition, metav1.ConditionFalse, catalogv1.VulnerabilitiesExceedThresholdReason)
 	g.Expect(bi.Status.VulnDBVersion).To(Equal(version))
 	g.Expect(bi.Status.Vulnerabilities.Critical.Total).To(Equal(int32(1)))
+}
+
+// GitOps tools read kstatus: an entry being scanned is InProgress, and a
+// scanned, approved one Current. (A new object without any status is
+// Current to kstatus too; the test follows the entry until it is Ready.)
+func TestKstatusIsInProgressWhileScanning(t *testing.T) {
+	g := NewWithT(t)
+	o := startOperator(t, []vulndbtest.Advisory{muslCVE})
+	o.createPolicy(catalogv1.ImagePolicySpec{})
+	o.pushAlpine("base/alpine:3.22", "1.2.5-r1", "1.3.1-r2")
+
+	wc, err := client.NewWithWatch(testEnv.Config, client.Options{Scheme: testenv.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	w, err := wc.Watch(ctx, &catalogv1.BaseImageList{}, client.InNamespace(o.ns))
+	g.Expect(err).NotTo(HaveOccurred())
+	defer w.Stop()
+	o.createBaseImage("alpine", o.reg.Host+"/base/alpine:3.22")
+
+	var seen []string
+	for ev := range w.ResultChan() {
+		bi, ok := ev.Object.(*catalogv1.BaseImage)
+		if !ok {
+			continue
+		}
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(bi)
+		g.Expect(err).NotTo(HaveOccurred())
+		res, err := kstatus.Compute(&unstructured.Unstructured{Object: obj})
+		g.Expect(err).NotTo(HaveOccurred())
+		r := apimeta.FindStatusCondition(bi.Status.Conditions, catalogv1.ReconcilingCondition)
+		if r != nil {
+			seen = append(seen, string(res.Status)+" "+r.Reason)
+		} else {
+			seen = append(seen, string(res.Status))
+		}
+		if res.Status == kstatus.CurrentStatus && apimeta.IsStatusConditionTrue(bi.Status.Conditions, catalogv1.ReadyCondition) {
+			break
+		}
+	}
+	g.Expect(seen).To(ContainElement(string(kstatus.InProgressStatus)+" "+catalogv1.ProgressingReason), "statuses seen: %v", seen)
+	g.Expect(seen[len(seen)-1]).To(Equal(string(kstatus.CurrentStatus)), "statuses seen: %v", seen)
 }
