@@ -217,10 +217,9 @@ func (r *BaseImageReconciler) reconcile(ctx context.Context, bi *catalogv1.BaseI
 		return ctrl.Result{}, nil
 	}
 	if !allowed {
-		v := policy.Evaluate(policy.Input{Now: now})
-		setCondition(bi, catalogv1.ApprovedCondition, metav1.ConditionFalse, v.ApprovedReason,
+		setCondition(bi, catalogv1.ApprovedCondition, metav1.ConditionFalse, catalogv1.UnapprovedRegistryReason,
 			fmt.Sprintf("Registry %s is not in the allowedRegistries of ImagePolicy %q", registry.RegistryOf(ref), pol.Name))
-		markDenied(bi, v.ApprovedReason, fmt.Sprintf("Registry %s is not allowed by ImagePolicy %q", registry.RegistryOf(ref), pol.Name))
+		markDenied(bi, catalogv1.UnapprovedRegistryReason, fmt.Sprintf("Registry %s is not allowed by ImagePolicy %q", registry.RegistryOf(ref), pol.Name))
 		return ctrl.Result{}, nil
 	}
 
@@ -308,7 +307,6 @@ func (r *BaseImageReconciler) reconcile(ctx context.Context, bi *catalogv1.BaseI
 	}
 	v := policy.Evaluate(policy.Input{
 		Now:             now,
-		RegistryAllowed: true,
 		ImageCreated:    created,
 		MaxAge:          maxAge,
 		UpstreamDigest:  upstreamDigest,

@@ -34,7 +34,7 @@ func TestStatusStaysSmallWithTenThousandFindings(t *testing.T) {
 			FixedVersion:     "1.2.3-4+deb12u6",
 		})
 	}
-	v := policy.Evaluate(policy.Input{Now: now, RegistryAllowed: true, Vulnerabilities: &policy.Vulnerabilities{Findings: findings}})
+	v := policy.Evaluate(policy.Input{Now: now, Vulnerabilities: &policy.Vulnerabilities{Findings: findings}})
 
 	createPolicy(t, ns, "p", catalogv1.ImagePolicySpec{})
 	// Suspended, so that the operator leaves the hand-written status alone.

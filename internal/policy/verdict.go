@@ -12,10 +12,6 @@ type Input struct {
 	// Now is the time of the evaluation.
 	Now time.Time
 
-	// RegistryAllowed reports whether the image's registry matches the
-	// policy's allowedRegistries.
-	RegistryAllowed bool
-
 	// ImageCreated is the image's creation time; zero when unknown.
 	ImageCreated time.Time
 
@@ -64,22 +60,13 @@ type Verdict struct {
 // observations, never on Now, so an unchanged observation gives an
 // unchanged verdict.
 func Evaluate(in Input) Verdict {
-	var v Verdict
-	if in.RegistryAllowed {
-		v.Approved, v.ApprovedReason = true, catalogv1.PolicyPassedReason
-		v.ApprovedMessage = "The image meets the policy"
-	} else {
-		v.ApprovedReason = catalogv1.UnapprovedRegistryReason
-		v.ApprovedMessage = "The image's registry is not in the policy's allowedRegistries"
-	}
+	v := Verdict{Approved: true, ApprovedReason: catalogv1.PolicyPassedReason, ApprovedMessage: "The image meets the policy"}
 
 	var vv vulnVerdict
 	if in.Vulnerabilities != nil {
 		vv = evaluateVulnerabilities(in.Now, in.Vulnerabilities)
 		v.Summary, v.TopFindings, v.NextDeadline = &vv.summary, vv.top, vv.nextDeadline
-		if v.Approved && !vv.approved {
-			v.Approved, v.ApprovedReason, v.ApprovedMessage = false, vv.reason, vv.message
-		}
+		v.Approved, v.ApprovedReason, v.ApprovedMessage = vv.approved, vv.reason, vv.message
 	}
 
 	v.StaleReason, v.StaleMessage = catalogv1.UpToDateReason, "No rebuild is due"

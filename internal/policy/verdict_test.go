@@ -22,69 +22,63 @@ func TestEvaluate(t *testing.T) {
 	}{
 		{
 			name:        "allowed registry, young image, no upstream",
-			in:          Input{Now: now, RegistryAllowed: true, ImageCreated: now.Add(-day), MaxAge: 30 * day},
+			in:          Input{Now: now, ImageCreated: now.Add(-day), MaxAge: 30 * day},
 			approved:    true,
 			approvedWhy: catalogv1.PolicyPassedReason,
 			staleWhy:    catalogv1.UpToDateReason, nextDeadline: now.Add(29 * day),
 		},
 		{
-			name:        "registry not allowed",
-			in:          Input{Now: now, ImageCreated: now},
-			approvedWhy: catalogv1.UnapprovedRegistryReason,
-			staleWhy:    catalogv1.UpToDateReason,
-		},
-		{
 			name:        "older than maxAge",
-			in:          Input{Now: now, RegistryAllowed: true, ImageCreated: now.Add(-31 * day), MaxAge: 30 * day},
+			in:          Input{Now: now, ImageCreated: now.Add(-31 * day), MaxAge: 30 * day},
 			approved:    true,
 			approvedWhy: catalogv1.PolicyPassedReason,
 			stale:       true, staleWhy: catalogv1.MaxAgeExceededReason,
 		},
 		{
 			name:        "exactly maxAge old is stale",
-			in:          Input{Now: now, RegistryAllowed: true, ImageCreated: now.Add(-30 * day), MaxAge: 30 * day},
+			in:          Input{Now: now, ImageCreated: now.Add(-30 * day), MaxAge: 30 * day},
 			approved:    true,
 			approvedWhy: catalogv1.PolicyPassedReason,
 			stale:       true, staleWhy: catalogv1.MaxAgeExceededReason,
 		},
 		{
 			name:        "no maxAge never stale by age",
-			in:          Input{Now: now, RegistryAllowed: true, ImageCreated: now.Add(-3650 * day)},
+			in:          Input{Now: now, ImageCreated: now.Add(-3650 * day)},
 			approved:    true,
 			approvedWhy: catalogv1.PolicyPassedReason,
 			staleWhy:    catalogv1.UpToDateReason,
 		},
 		{
 			name:        "unknown creation time never stale by age",
-			in:          Input{Now: now, RegistryAllowed: true, MaxAge: day},
+			in:          Input{Now: now, MaxAge: day},
 			approved:    true,
 			approvedWhy: catalogv1.PolicyPassedReason,
 			staleWhy:    catalogv1.UpToDateReason,
 		},
 		{
 			name:        "upstream moved",
-			in:          Input{Now: now, RegistryAllowed: true, UpstreamDigest: "sha256:b", BaseDigest: "sha256:a"},
+			in:          Input{Now: now, UpstreamDigest: "sha256:b", BaseDigest: "sha256:a"},
 			approved:    true,
 			approvedWhy: catalogv1.PolicyPassedReason,
 			stale:       true, staleWhy: catalogv1.UpstreamUpdatedReason,
 		},
 		{
 			name:        "upstream unchanged",
-			in:          Input{Now: now, RegistryAllowed: true, UpstreamDigest: "sha256:a", BaseDigest: "sha256:a"},
+			in:          Input{Now: now, UpstreamDigest: "sha256:a", BaseDigest: "sha256:a"},
 			approved:    true,
 			approvedWhy: catalogv1.PolicyPassedReason,
 			staleWhy:    catalogv1.UpToDateReason,
 		},
 		{
 			name:        "age wins over upstream",
-			in:          Input{Now: now, RegistryAllowed: true, ImageCreated: now.Add(-2 * day), MaxAge: day, UpstreamDigest: "sha256:b", BaseDigest: "sha256:a"},
+			in:          Input{Now: now, ImageCreated: now.Add(-2 * day), MaxAge: day, UpstreamDigest: "sha256:b", BaseDigest: "sha256:a"},
 			approved:    true,
 			approvedWhy: catalogv1.PolicyPassedReason,
 			stale:       true, staleWhy: catalogv1.MaxAgeExceededReason,
 		},
 		{
 			name:        "upstream stale still has an age deadline",
-			in:          Input{Now: now, RegistryAllowed: true, ImageCreated: now, MaxAge: day, UpstreamDigest: "sha256:b", BaseDigest: "sha256:a"},
+			in:          Input{Now: now, ImageCreated: now, MaxAge: day, UpstreamDigest: "sha256:b", BaseDigest: "sha256:a"},
 			approved:    true,
 			approvedWhy: catalogv1.PolicyPassedReason,
 			stale:       true, staleWhy: catalogv1.UpstreamUpdatedReason, nextDeadline: now.Add(day),
@@ -111,7 +105,7 @@ func TestEvaluate(t *testing.T) {
 
 func TestEvaluateMessagesDoNotDependOnNow(t *testing.T) {
 	created := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
-	in := Input{RegistryAllowed: true, ImageCreated: created, MaxAge: time.Hour, UpstreamDigest: "sha256:b", BaseDigest: "sha256:a"}
+	in := Input{ImageCreated: created, MaxAge: time.Hour, UpstreamDigest: "sha256:b", BaseDigest: "sha256:a"}
 	in.Now = created.Add(2 * time.Hour)
 	a := Evaluate(in)
 	in.Now = created.Add(2000 * time.Hour)

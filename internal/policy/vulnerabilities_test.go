@@ -129,7 +129,7 @@ func TestVulnerabilityVerdict(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := tt.in
-			v := Evaluate(Input{Now: now, RegistryAllowed: true, Vulnerabilities: &in})
+			v := Evaluate(Input{Now: now, Vulnerabilities: &in})
 			if v.Approved != tt.approved || v.ApprovedReason != tt.reason {
 				t.Errorf("approved = %v %s (%s), want %v %s", v.Approved, v.ApprovedReason, v.ApprovedMessage, tt.approved, tt.reason)
 			}
@@ -160,7 +160,7 @@ func TestSummaryAndTopFindingsStaySmall(t *testing.T) {
 		}
 		fs = append(fs, f)
 	}
-	v := Evaluate(Input{Now: now, RegistryAllowed: true, Vulnerabilities: &Vulnerabilities{Findings: fs}})
+	v := Evaluate(Input{Now: now, Vulnerabilities: &Vulnerabilities{Findings: fs}})
 	if v.Summary.Critical.Total != 2000 || v.Summary.Critical.Fixable != 1000 || v.Summary.Unknown.Total != 2000 {
 		t.Errorf("summary = %+v", v.Summary)
 	}
