@@ -55,12 +55,13 @@ func (r *ImagePolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		markReady(&pol, "Policy is valid")
 	}
 	pol.Status.ObservedGeneration = pol.Generation
-	ex := countExceptions(pol.Spec.Exceptions, r.Clock.Now())
+	now := r.Clock.Now()
+	ex := countExceptions(pol.Spec.Exceptions, now)
 	pol.Status.Exceptions, pol.Status.ExpiringExceptions = &ex.counts, ex.expiring
 
 	result := ctrl.Result{}
 	if !ex.next.IsZero() {
-		result.RequeueAfter = ex.next.Sub(r.Clock.Now()) + time.Second
+		result.RequeueAfter = ex.next.Sub(now) + time.Second
 	}
 	if equality.Semantic.DeepEqual(before.Status, pol.Status) {
 		return result, nil

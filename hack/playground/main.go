@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -28,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	registrytest "github.com/plinth-dev/plinth/test/registry"
 	"github.com/plinth-dev/plinth/test/testenv"
 )
 
@@ -128,7 +130,7 @@ func runLocal(ctx context.Context, operator, registryAddr, stateDir, namespace s
 	if err != nil {
 		return err
 	}
-	sampleHost := "localhost:" + portOf(reg.Host)
+	sampleHost := localHost(reg)
 	dbRef, err := pushSampleDB(ctx, sampleHost)
 	if err != nil {
 		return err
@@ -145,7 +147,7 @@ func runLocal(ctx context.Context, operator, registryAddr, stateDir, namespace s
 	fmt.Printf(`
 The playground is up.
   kubeconfig:  %[1]s
-  registry:    localhost:%[2]s (sample images)
+  registry:    %[2]s (sample images)
   vuln DB:     %[3]s
                SAMPLE DATA: made-up advisories (SAMPLE-2026-*), not real vulnerabilities
 
@@ -154,7 +156,7 @@ Watch the catalog in another terminal:
 
 Press Ctrl-C to stop everything.
 
-`, kubeconfig, portOf(reg.Host), dbRef)
+`, kubeconfig, sampleHost, dbRef)
 	return runOperator(ctx, operator, kubeconfig,
 		"--vuln-db-repository="+dbRef, "--vuln-db-insecure", "--cache-dir="+cacheDir)
 }
@@ -231,11 +233,9 @@ func applySamples(ctx context.Context, c client.Client, dir, namespace, registry
 	return nil
 }
 
-func portOf(hostport string) string {
-	for i := len(hostport) - 1; i >= 0; i-- {
-		if hostport[i] == ':' {
-			return hostport[i+1:]
-		}
-	}
-	return hostport
+// localHost names the sample registry as the samples do: localhost and its
+// port.
+func localHost(reg *registrytest.Registry) string {
+	_, port, _ := net.SplitHostPort(reg.Host)
+	return net.JoinHostPort("localhost", port)
 }

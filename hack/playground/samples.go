@@ -24,7 +24,7 @@ func startSampleRegistry(ctx context.Context, addr string) (*registrytest.Regist
 	if err != nil {
 		return nil, fmt.Errorf("starting the sample registry: %w", err)
 	}
-	host := "localhost:" + portOf(reg.Host)
+	host := localHost(reg)
 	now := time.Now().UTC().Truncate(time.Second)
 	fail := func(err error) (*registrytest.Registry, error) {
 		reg.Close()
