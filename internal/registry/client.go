@@ -69,20 +69,25 @@ type Options struct {
 }
 
 // Client talks to OCI registries politely. It keeps one authenticated
-// transport per registry host and credential, so that repeated requests do
-// not repeat the /v2/ ping and token exchange. It is safe for concurrent use.
+// transport per registry (with its scheme), credential and certificate
+// bundle, so that repeated requests do not repeat the /v2/ ping and token
+// exchange. All its transports share one rate limiter per registry host. It
+// is safe for concurrent use.
 type Client struct {
+	base        http.RoundTripper
 	transport   *politeTransport
 	userAgent   string
 	maxManifest int64
 
 	mu      sync.Mutex
 	pullers map[pullerKey]*remote.Puller
+	trusted map[string]*politeTransport // by caKey
 }
 
 type pullerKey struct {
-	registry    string
+	registry    string // scheme://host[:port]
 	fingerprint string
+	ca          string
 }
 
 // New returns a Client with o's settings.
@@ -93,14 +98,17 @@ func New(o Options) *Client {
 	}
 	t := &politeTransport{
 		next:          base,
+		userAgent:     o.UserAgent,
 		timeout:       positiveOr(o.Timeout, DefaultTimeout),
-		limit:         rate.Limit(positiveOr(o.RateLimit, DefaultRateLimit)),
-		burst:         positiveOr(o.Burst, DefaultBurst),
 		retries:       o.Retries,
 		backoff:       positiveOr(o.RetryBackoff, DefaultRetryBackoff),
 		maxRetryAfter: positiveOr(o.MaxRetryAfter, DefaultMaxRetryAfter),
 		maxManifest:   positiveOr(o.MaxManifestBytes, DefaultMaxManifestBytes),
-		limiters:      map[string]*rate.Limiter{},
+		limiters: &hostLimiters{
+			limit: rate.Limit(positiveOr(o.RateLimit, DefaultRateLimit)),
+			burst: positiveOr(o.Burst, DefaultBurst),
+			m:     map[string]*rate.Limiter{},
+		},
 	}
 	switch {
 	case o.Retries == 0:
@@ -109,10 +117,12 @@ func New(o Options) *Client {
 		t.retries = 0
 	}
 	return &Client{
+		base:        base,
 		transport:   t,
 		userAgent:   o.UserAgent,
 		maxManifest: t.maxManifest,
 		pullers:     map[pullerKey]*remote.Puller{},
+		trusted:     map[string]*politeTransport{},
 	}
 }
 
@@ -123,12 +133,35 @@ func positiveOr[T int | int64 | float64 | time.Duration](v, def T) T {
 	return def
 }
 
+// Transport returns the polite HTTP transport (per-host rate limit shared
+// with every other transport of c, timeouts, retries honouring Retry-After,
+// manifest size limit, idle timeout on blob bodies) trusting a.CAPEM in
+// addition to the system's authorities, for other code that reaches
+// registries. It adds no credentials: wrap it with go-containerregistry's
+// authentication (remote.WithTransport with remote.WithAuthFromKeychain
+// does). a.Keychain and a.Insecure do not change it; plain HTTP is chosen by
+// the reference's scheme (see Access.Reference). An unusable a.CAPEM gives
+// an *Error of kind KindTLS.
+func (c *Client) Transport(a Access) (http.RoundTripper, error) {
+	t, _, err := c.transportFor(a.CAPEM)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
 // Head resolves ref, a tag or digest reference, to the descriptor of its
-// manifest. With a warm transport for the registry and credentials this is a
+// manifest, reaching the registry as a says (with a.Insecure, plain HTTP is
+// allowed even if ref was parsed without name.Insecure). With a warm
+// transport for the registry, credentials and certificate bundle this is a
 // single manifest HEAD request. If the registry does not answer HEAD with a
-// digest, Head falls back to GET. A nil kc means anonymous access.
-func (c *Client) Head(ctx context.Context, ref name.Reference, kc authn.Keychain) (*v1.Descriptor, error) {
-	p, anonymous, err := c.puller(ctx, ref.Context(), kc)
+// digest, Head falls back to GET.
+func (c *Client) Head(ctx context.Context, ref name.Reference, a Access) (*v1.Descriptor, error) {
+	ref, err := a.reference(ref)
+	if err != nil {
+		return nil, err
+	}
+	p, anonymous, err := c.puller(ctx, ref.Context(), a)
 	if err != nil {
 		return nil, err
 	}
@@ -157,14 +190,15 @@ func headUnsupported(ctx context.Context, err error) bool {
 	if errors.As(err, &te) {
 		return te.StatusCode == http.StatusMethodNotAllowed || te.StatusCode == http.StatusNotImplemented
 	}
-	var e *Error
 	var ue *url.Error
-	return !errors.As(err, &e) && !errors.As(err, &ue)
+	return !errors.As(err, &ue) && classifyKnown(err, false) == nil
 }
 
-// puller returns the cached puller for repo's registry and the credentials
-// kc gives for repo, and whether those credentials are anonymous.
-func (c *Client) puller(ctx context.Context, repo name.Repository, kc authn.Keychain) (*remote.Puller, bool, error) {
+// puller returns the cached puller for repo's registry, the credentials
+// a.Keychain gives for repo and a's certificate bundle, and whether those
+// credentials are anonymous.
+func (c *Client) puller(ctx context.Context, repo name.Repository, a Access) (*remote.Puller, bool, error) {
+	kc := a.Keychain
 	if kc == nil {
 		kc = authn.NewMultiKeychain()
 	}
@@ -177,7 +211,11 @@ func (c *Client) puller(ctx context.Context, repo name.Repository, kc authn.Keyc
 		return nil, false, &Error{Kind: KindUnauthorized, Message: "registry credentials could not be resolved", Err: err}
 	}
 	anonymous := *cfg == authn.AuthConfig{}
-	key := pullerKey{registry: repo.Registry.Scheme() + "://" + repo.RegistryStr(), fingerprint: fingerprint(cfg)}
+	t, ca, err := c.transportFor(a.CAPEM)
+	if err != nil {
+		return nil, anonymous, err
+	}
+	key := pullerKey{registry: repo.Registry.Scheme() + "://" + repo.RegistryStr(), fingerprint: fingerprint(cfg), ca: ca}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -187,7 +225,7 @@ func (c *Client) puller(ctx context.Context, repo name.Repository, kc authn.Keyc
 	never := func(error) bool { return false }
 	p, err := remote.NewPuller(
 		remote.WithAuth(authn.FromConfig(*cfg)),
-		remote.WithTransport(c.transport),
+		remote.WithTransport(t),
 		remote.WithUserAgent(c.userAgent),
 		// Retries happen in the polite transport, which honours Retry-After.
 		remote.WithRetryStatusCodes(),

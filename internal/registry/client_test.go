@@ -62,7 +62,7 @@ func TestHeadResolvesTagWithOneRequestWhenWarm(t *testing.T) {
 	ref := mustRef(t, reg.Host+"/base/alpine:3.22")
 	ctx := context.Background()
 
-	desc, err := c.Head(ctx, ref, nil)
+	desc, err := c.Head(ctx, ref, registry.Access{})
 	if err != nil {
 		t.Fatalf("first Head: %v", err)
 	}
@@ -71,7 +71,7 @@ func TestHeadResolvesTagWithOneRequestWhenWarm(t *testing.T) {
 	}
 
 	reg.ResetCounts()
-	desc, err = c.Head(ctx, ref, nil)
+	desc, err = c.Head(ctx, ref, registry.Access{})
 	if err != nil {
 		t.Fatalf("second Head: %v", err)
 	}
@@ -119,7 +119,7 @@ func TestHeadWithBasicAuth(t *testing.T) {
 	c := registry.New(fastOptions(registry.Options{}))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			desc, err := c.Head(context.Background(), ref, tt.kc)
+			desc, err := c.Head(context.Background(), ref, registry.Access{Keychain: tt.kc})
 			if tt.wantKind == "" {
 				if err != nil {
 					t.Fatalf("Head: %v", err)
@@ -145,7 +145,7 @@ func TestHeadOverTLS(t *testing.T) {
 	ref := mustRef(t, reg.Host+"/base/alpine:3.22")
 
 	c := registry.New(fastOptions(registry.Options{Transport: reg.Transport()}))
-	desc, err := c.Head(context.Background(), ref, nil)
+	desc, err := c.Head(context.Background(), ref, registry.Access{})
 	if err != nil {
 		t.Fatalf("Head: %v", err)
 	}
@@ -209,7 +209,7 @@ func TestHeadFailures(t *testing.T) {
 				tt.fault(reg)
 			}
 			c := registry.New(fastOptions(registry.Options{Retries: tt.retries}))
-			_, err := c.Head(context.Background(), mustRef(t, reg.Host+"/"+tt.ref), nil)
+			_, err := c.Head(context.Background(), mustRef(t, reg.Host+"/"+tt.ref), registry.Access{})
 			if tt.wantKind == "" {
 				if err != nil {
 					t.Fatalf("Head: %v", err)
@@ -238,7 +238,7 @@ func TestHeadHonoursRetryAfter(t *testing.T) {
 
 	c := registry.New(fastOptions(registry.Options{Retries: 2}))
 	start := time.Now()
-	desc, err := c.Head(context.Background(), mustRef(t, reg.Host+"/base/alpine:3.22"), nil)
+	desc, err := c.Head(context.Background(), mustRef(t, reg.Host+"/base/alpine:3.22"), registry.Access{})
 	if err != nil {
 		t.Fatalf("Head: %v", err)
 	}
@@ -258,7 +258,7 @@ func TestHeadRetryAfterIsCapped(t *testing.T) {
 	c := registry.New(fastOptions(registry.Options{Retries: 1, MaxRetryAfter: 50 * time.Millisecond}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := c.Head(ctx, mustRef(t, reg.Host+"/base/alpine:3.22"), nil); err != nil {
+	if _, err := c.Head(ctx, mustRef(t, reg.Host+"/base/alpine:3.22"), registry.Access{}); err != nil {
 		t.Fatalf("Head: %v", err)
 	}
 }
@@ -269,7 +269,7 @@ func TestUnreachableRegistry(t *testing.T) {
 	srv.Close()
 
 	c := registry.New(fastOptions(registry.Options{Retries: 1}))
-	_, err := c.Head(context.Background(), mustRef(t, host+"/base/alpine:3.22"), nil)
+	_, err := c.Head(context.Background(), mustRef(t, host+"/base/alpine:3.22"), registry.Access{})
 	if got := registry.KindOf(err); got != registry.KindUnavailable {
 		t.Fatalf("kind = %q (%v), want %q", got, err, registry.KindUnavailable)
 	}
@@ -318,7 +318,7 @@ func TestRedirectDoesNotCarryCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := registry.New(fastOptions(registry.Options{}))
-	desc, err := c.Head(context.Background(), mustRef(t, host+"/base/alpine:3.22"), kc)
+	desc, err := c.Head(context.Background(), mustRef(t, host+"/base/alpine:3.22"), registry.Access{Keychain: kc})
 	if err != nil {
 		t.Fatalf("Head: %v", err)
 	}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -54,13 +53,17 @@ type ImageInfo struct {
 // platforms when that is not empty, and reads each one's config. A filter
 // entry without a variant matches every variant of its os/arch. If the filter
 // matches no platform, the error is of kind KindNotFound and lists the
-// platforms available. A nil kc means anonymous access.
-func (c *Client) Inspect(ctx context.Context, ref name.Digest, kc authn.Keychain, platforms []string) (*ImageInfo, error) {
+// platforms available. The registry is reached as a says, as with Head.
+func (c *Client) Inspect(ctx context.Context, ref name.Digest, a Access, platforms []string) (*ImageInfo, error) {
 	filter, err := ParsePlatforms(platforms)
 	if err != nil {
 		return nil, invalid(err.Error(), nil)
 	}
-	p, anonymous, err := c.puller(ctx, ref.Context(), kc)
+	ref, err = a.digest(ref)
+	if err != nil {
+		return nil, err
+	}
+	p, anonymous, err := c.puller(ctx, ref.Context(), a)
 	if err != nil {
 		return nil, err
 	}

@@ -107,7 +107,7 @@ func TestInspectIndex(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			info, err := c.Inspect(context.Background(), ref, nil, tt.platforms)
+			info, err := c.Inspect(context.Background(), ref, registry.Access{}, tt.platforms)
 			if tt.wantKind != "" {
 				if got := registry.KindOf(err); got != tt.wantKind {
 					t.Fatalf("kind = %q (%v), want %q", got, err, tt.wantKind)
@@ -161,7 +161,7 @@ func TestInspectSingleImage(t *testing.T) {
 	ref := mustDigest(t, reg.Host+"/base/debian@"+d)
 	c := registry.New(fastOptions(registry.Options{}))
 
-	info, err := c.Inspect(context.Background(), ref, nil, nil)
+	info, err := c.Inspect(context.Background(), ref, registry.Access{}, nil)
 	if err != nil {
 		t.Fatalf("Inspect: %v", err)
 	}
@@ -178,7 +178,7 @@ func TestInspectSingleImage(t *testing.T) {
 		t.Errorf("Inspect = %+v, want %+v", *info, want)
 	}
 
-	_, err = c.Inspect(context.Background(), ref, nil, []string{"linux/amd64"})
+	_, err = c.Inspect(context.Background(), ref, registry.Access{}, []string{"linux/amd64"})
 	if got := registry.KindOf(err); got != registry.KindNotFound {
 		t.Errorf("filter not matching the image: kind = %q (%v), want %q", got, err, registry.KindNotFound)
 	}
@@ -191,7 +191,7 @@ func TestInspectRefusesLargeManifests(t *testing.T) {
 	ref := mustDigest(t, reg.Host+"/base/big@"+d)
 
 	c := registry.New(fastOptions(registry.Options{MaxManifestBytes: 2048}))
-	_, err := c.Inspect(context.Background(), ref, nil, nil)
+	_, err := c.Inspect(context.Background(), ref, registry.Access{}, nil)
 	if got := registry.KindOf(err); got != registry.KindInvalid {
 		t.Fatalf("kind = %q (%v), want %q", got, err, registry.KindInvalid)
 	}
@@ -201,7 +201,7 @@ func TestInspectRefusesLargeManifests(t *testing.T) {
 
 	// The same client reads a manifest under the limit.
 	small := pushImage(t, reg.Host+"/base/small:1", imagetest.ImageOptions{})
-	if _, err := c.Inspect(context.Background(), mustDigest(t, reg.Host+"/base/small@"+small), nil, nil); err != nil {
+	if _, err := c.Inspect(context.Background(), mustDigest(t, reg.Host+"/base/small@"+small), registry.Access{}, nil); err != nil {
 		t.Errorf("Inspect of a small manifest: %v", err)
 	}
 }
@@ -210,7 +210,7 @@ func TestInspectUnknownDigest(t *testing.T) {
 	reg := registrytest.New(t)
 	pushImage(t, reg.Host+"/base/alpine:3.22", imagetest.ImageOptions{})
 	c := registry.New(fastOptions(registry.Options{}))
-	_, err := c.Inspect(context.Background(), mustDigest(t, reg.Host+"/base/alpine@"+upstreamDigest), nil, nil)
+	_, err := c.Inspect(context.Background(), mustDigest(t, reg.Host+"/base/alpine@"+upstreamDigest), registry.Access{}, nil)
 	if got := registry.KindOf(err); got != registry.KindNotFound {
 		t.Fatalf("kind = %q (%v), want %q", got, err, registry.KindNotFound)
 	}

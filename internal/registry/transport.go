@@ -20,37 +20,53 @@ import (
 // fetches, waits for the per-host rate limiter, runs under a timeout, is
 // retried a bounded number of times on 429, 5xx and network errors with
 // exponential backoff or the server's Retry-After, and has its manifest body
-// capped in size.
+// capped in size. Blob bodies, which can be large, are bounded by an idle
+// timeout instead: reading fails when no byte arrives for the timeout.
+//
+// A Client has one politeTransport per TLS trust setting; they share the
+// rate limiters, so a host's limit holds whatever the settings.
 type politeTransport struct {
 	next          http.RoundTripper
 	userAgent     string
 	timeout       time.Duration
-	limit         rate.Limit
-	burst         int
 	retries       int
 	backoff       time.Duration
 	maxRetryAfter time.Duration
 	maxManifest   int64
-
-	mu       sync.Mutex
-	limiters map[string]*rate.Limiter
+	limiters      *hostLimiters
 }
 
-func (t *politeTransport) limiter(host string) *rate.Limiter {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l, ok := t.limiters[host]
+// hostLimiters holds one rate limiter per registry host.
+type hostLimiters struct {
+	limit rate.Limit
+	burst int
+
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+func (h *hostLimiters) get(host string) *rate.Limiter {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l, ok := h.m[host]
 	if !ok {
-		l = rate.NewLimiter(t.limit, t.burst)
-		t.limiters[host] = l
+		l = rate.NewLimiter(h.limit, h.burst)
+		h.m[host] = l
 	}
 	return l
+}
+
+// with returns a copy of t sending through next, sharing t's limiters.
+func (t *politeTransport) with(next http.RoundTripper) *politeTransport {
+	c := *t
+	c.next = next
+	return &c
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *politeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	lim := t.limiter(req.URL.Host)
+	lim := t.limiters.get(req.URL.Host)
 	for attempt := 0; ; attempt++ {
 		if err := lim.Wait(ctx); err != nil {
 			return nil, fmt.Errorf("waiting for the rate limiter: %w", err)
@@ -58,6 +74,10 @@ func (t *politeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := t.once(req, attempt)
 		last := attempt >= t.retries || !replayable(req) || ctx.Err() != nil
 		if err == nil && !retryableStatus(resp.StatusCode) {
+			if err := unusableChallenge(resp); err != nil {
+				_ = resp.Body.Close()
+				return nil, err
+			}
 			return resp, nil
 		}
 		if last {
@@ -81,14 +101,26 @@ func (t *politeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// once sends one attempt of req under the request timeout.
+// errAttemptTimeout is the cause of an attempt's cancellation when its
+// timeout passes; it wraps context.DeadlineExceeded so that it is reported
+// as a timeout.
+var errAttemptTimeout = fmt.Errorf("registry request attempt timed out: %w", context.DeadlineExceeded)
+
+// once sends one attempt of req. The timeout bounds the wait for the
+// response headers and, except for blob bodies, the reading of the body;
+// a blob body is bounded by the same duration as an idle timeout.
 func (t *politeTransport) once(req *http.Request, attempt int) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(req.Context(), t.timeout)
+	ctx, cancel := context.WithCancelCause(req.Context())
+	timer := time.AfterFunc(t.timeout, func() { cancel(errAttemptTimeout) })
+	release := func() {
+		timer.Stop()
+		cancel(context.Canceled)
+	}
 	r := req.Clone(ctx)
 	if attempt > 0 && req.GetBody != nil {
 		body, err := req.GetBody()
 		if err != nil {
-			cancel()
+			release()
 			return nil, err
 		}
 		r.Body = body
@@ -98,21 +130,33 @@ func (t *politeTransport) once(req *http.Request, attempt int) (*http.Response, 
 	}
 	resp, err := t.next.RoundTrip(r)
 	if err != nil {
-		cancel()
+		if cause := context.Cause(ctx); cause == errAttemptTimeout {
+			err = timeoutError{op: "waiting for the response", err: err}
+		}
+		release()
 		return nil, err
 	}
 	if isManifestRequest(r) && resp.StatusCode == http.StatusOK && r.Method == http.MethodGet {
 		if resp.ContentLength > t.maxManifest {
 			_ = resp.Body.Close()
-			cancel()
+			release()
 			return nil, tooLarge(t.maxManifest)
 		}
 		resp.Body = &limitedBody{ReadCloser: resp.Body, left: t.maxManifest, max: t.maxManifest}
 	}
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	body := &attemptBody{ReadCloser: resp.Body, ctx: ctx, release: release}
+	if isBlobRequest(r) {
+		// From here on the timer runs only while a read waits for data.
+		if !timer.Stop() {
+			_ = resp.Body.Close()
+			release()
+			return nil, timeoutError{op: "waiting for the response", err: context.Cause(ctx)}
+		}
+		body.idle, body.timeout = timer, t.timeout
+	}
+	resp.Body = body
 	return resp, nil
 }
-
 func (t *politeTransport) backoffFor(attempt int) time.Duration {
 	d := t.backoff << attempt
 	if d <= 0 || d > t.maxRetryAfter {
@@ -153,6 +197,73 @@ func isManifestRequest(r *http.Request) bool {
 	return strings.HasPrefix(r.URL.Path, "/v2/") && strings.Contains(r.URL.Path, "/manifests/")
 }
 
+// isBlobRequest tells whether r fetches a blob, directly or through a
+// redirect to blob storage on another host.
+func isBlobRequest(r *http.Request) bool {
+	for i := 0; r != nil && i < 20; i++ {
+		if strings.Contains(r.URL.Path, "/blobs/") {
+			return true
+		}
+		if r.Response == nil {
+			return false
+		}
+		r = r.Response.Request
+	}
+	return false
+}
+
+// unusableChallenge returns a classified error when resp is a 401 whose
+// challenges go-containerregistry cannot answer: it knows Basic and Bearer
+// only, and would otherwise go on with Basic credentials and report a bare
+// 401. A 401 without any challenge is left to it.
+func unusableChallenge(resp *http.Response) error {
+	if resp.StatusCode != http.StatusUnauthorized {
+		return nil
+	}
+	values := resp.Header.Values("WWW-Authenticate")
+	if len(values) == 0 {
+		return nil
+	}
+	first := ""
+	for _, v := range values {
+		scheme := challengeScheme(v)
+		switch strings.ToLower(scheme) {
+		case "basic", "bearer":
+			return nil
+		}
+		if first == "" {
+			first = scheme
+		}
+	}
+	if first == "" {
+		return &Error{Kind: KindUnauthorized, Message: "registry authentication failed: malformed WWW-Authenticate challenge"}
+	}
+	return &Error{Kind: KindUnauthorized, Message: fmt.Sprintf("registry authentication failed: unsupported auth scheme %q", truncate(first, 32))}
+}
+
+// challengeScheme returns the auth scheme leading a WWW-Authenticate value,
+// or "" when it does not start with an RFC 7230 token followed by a space,
+// a comma or the end.
+func challengeScheme(v string) string {
+	v = strings.TrimLeft(v, " \t")
+	i := strings.IndexFunc(v, func(r rune) bool { return !isTokenChar(r) })
+	if i < 0 {
+		return v
+	}
+	if i == 0 || (v[i] != ' ' && v[i] != '\t' && v[i] != ',') {
+		return ""
+	}
+	return v[:i]
+}
+
+func isTokenChar(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return true
+	}
+	return strings.ContainsRune("!#$%&'*+-.^_`|~", r)
+}
+
 func tooLarge(limit int64) error {
 	return &Error{Kind: KindInvalid, Message: fmt.Sprintf("manifest larger than %d bytes", limit), Err: errManifestTooLarge}
 }
@@ -180,14 +291,54 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// cancelBody releases the attempt's timeout context when the body is closed.
-type cancelBody struct {
+// attemptBody is a response body under the attempt's context: closing it
+// releases the context, and a read cut short by the timeout says so. With
+// idle set, the timer runs only while a read waits, restarting with each
+// read, so a slow but progressing body is read to its end while a stalled
+// one fails after the timeout.
+type attemptBody struct {
 	io.ReadCloser
-	cancel context.CancelFunc
+	ctx     context.Context
+	release func()
+	idle    *time.Timer
+	timeout time.Duration
+
+	closeOnce sync.Once
 }
 
-func (b *cancelBody) Close() error {
+func (b *attemptBody) Read(p []byte) (int, error) {
+	if b.idle != nil {
+		b.idle.Reset(b.timeout)
+	}
+	n, err := b.ReadCloser.Read(p)
+	if b.idle != nil {
+		b.idle.Stop()
+	}
+	if err != nil && err != io.EOF && context.Cause(b.ctx) == errAttemptTimeout {
+		op := "reading the response"
+		if b.idle != nil {
+			op = fmt.Sprintf("no data for %s", b.timeout)
+		}
+		return n, timeoutError{op: op, err: err}
+	}
+	return n, err
+}
+
+func (b *attemptBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.cancel()
+	b.closeOnce.Do(b.release)
 	return err
 }
+
+// timeoutError reports an attempt that ran out of time. It is a net.Error
+// whose Timeout is true and wraps context.DeadlineExceeded, so that it is
+// classified as a timeout.
+type timeoutError struct {
+	op  string
+	err error
+}
+
+func (e timeoutError) Error() string   { return "registry request timed out: " + e.op }
+func (e timeoutError) Unwrap() []error { return []error{context.DeadlineExceeded, e.err} }
+func (e timeoutError) Timeout() bool   { return true }
+func (e timeoutError) Temporary() bool { return true }
