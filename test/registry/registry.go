@@ -6,6 +6,7 @@ package registrytest
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -28,6 +29,10 @@ type config struct {
 	user, pass string
 	basicAuth  bool
 	tls        bool
+	certHosts  []string
+	notBefore  time.Time
+	notAfter   time.Time
+	middleware []func(http.Handler) http.Handler
 }
 
 // WithBasicAuth requires HTTP basic authentication with the given username and
@@ -46,6 +51,27 @@ func WithTLS() Option {
 	return func(c *config) { c.tls = true }
 }
 
+// WithCertificate serves HTTPS with a certificate for hosts (DNS names or IP
+// addresses) valid from notBefore to notAfter, issued by a certificate
+// authority made for this registry. CAPEM returns that authority; CertPool
+// and Transport trust it. A certificate for other hosts than the one used
+// to reach the registry, or outside its validity, fails verification.
+func WithCertificate(hosts []string, notBefore, notAfter time.Time) Option {
+	return func(c *config) {
+		c.tls = true
+		c.certHosts = append([]string(nil), hosts...)
+		c.notBefore, c.notAfter = notBefore, notAfter
+	}
+}
+
+// WithMiddleware puts m in front of the OCI registry handler (after request
+// counting, fault injection and basic authentication), to answer some
+// requests differently, such as with authentication challenges. Later
+// options wrap earlier ones.
+func WithMiddleware(m func(next http.Handler) http.Handler) Option {
+	return func(c *config) { c.middleware = append(c.middleware, m) }
+}
+
 // Registry is an in-process OCI registry listening on a loopback address.
 // It is safe for concurrent use.
 type Registry struct {
@@ -55,6 +81,7 @@ type Registry struct {
 
 	server *httptest.Server
 	cfg    config
+	ca     *x509.Certificate
 
 	mu        sync.Mutex
 	requests  int
@@ -101,10 +128,22 @@ func NewServer(addr string, opts ...Option) (*Registry, error) {
 	for _, o := range opts {
 		o(&r.cfg)
 	}
-	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	var inner http.Handler = ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	for _, m := range r.cfg.middleware {
+		inner = m(inner)
+	}
 	r.server = &httptest.Server{
 		Listener: ln,
 		Config:   &http.Server{Handler: r.handler(inner), ReadHeaderTimeout: 10 * time.Second},
+	}
+	if r.cfg.certHosts != nil {
+		ca, leaf, err := issue(r.cfg.certHosts, r.cfg.notBefore, r.cfg.notAfter)
+		if err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+		r.ca = ca
+		r.server.TLS = &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}
 	}
 	if r.cfg.tls {
 		r.server.StartTLS()
@@ -141,8 +180,27 @@ func (r *Registry) CertPool() *x509.CertPool {
 		return nil
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(r.server.Certificate())
+	pool.AddCert(r.authority())
 	return pool
+}
+
+// CAPEM returns the PEM encoding of the certificate authority that issued
+// the registry's TLS certificate, or nil when the registry serves plain
+// HTTP.
+func (r *Registry) CAPEM() []byte {
+	if !r.cfg.tls {
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.authority().Raw})
+}
+
+// authority is the certificate to trust for the registry: its own CA, or
+// httptest's self-signed certificate.
+func (r *Registry) authority() *x509.Certificate {
+	if r.ca != nil {
+		return r.ca
+	}
+	return r.server.Certificate()
 }
 
 // Transport returns a new HTTP transport that reaches the registry; when the
