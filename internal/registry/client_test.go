@@ -283,9 +283,17 @@ func TestUnreachableRegistry(t *testing.T) {
 }
 
 // TestRedirectDoesNotCarryCredentials serves a manifest HEAD through a
-// redirect to another host and checks that the credentials stay behind.
+// redirect to another host and checks that the credentials (the password,
+// or the token it was exchanged for) stay behind.
 func TestRedirectDoesNotCarryCredentials(t *testing.T) {
+	for _, scheme := range []string{"Basic", "Bearer"} {
+		t.Run(scheme, func(t *testing.T) { testRedirectDoesNotCarryCredentials(t, scheme) })
+	}
+}
+
+func testRedirectDoesNotCarryCredentials(t *testing.T, scheme string) {
 	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	const token = "t0ken-for-origin"
 	var mu sync.Mutex
 	var targetAuth, originAuth []string
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -298,8 +306,24 @@ func TestRedirectDoesNotCarryCredentials(t *testing.T) {
 	}))
 	defer target.Close()
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, _, ok := r.BasicAuth(); !ok {
+		authorized := false
+		switch scheme {
+		case "Basic":
+			_, _, authorized = r.BasicAuth()
 			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+		case "Bearer":
+			if r.URL.Path == "/token" {
+				if u, p, ok := r.BasicAuth(); !ok || u != "plinth" || p != "s3cr3t" {
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				_, _ = fmt.Fprintf(w, `{"token":%q}`, token)
+				return
+			}
+			authorized = r.Header.Get("Authorization") == "Bearer "+token
+			w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+r.Host+`/token",service="test"`)
+		}
+		if !authorized {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
@@ -327,8 +351,8 @@ func TestRedirectDoesNotCarryCredentials(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(originAuth) == 0 || originAuth[0] == "" {
-		t.Fatalf("origin registry never received credentials")
+	if len(originAuth) == 0 || !strings.HasPrefix(originAuth[0], scheme+" ") {
+		t.Fatalf("origin registry never received %s credentials: %q", scheme, originAuth)
 	}
 	if len(targetAuth) != 1 || targetAuth[0] != "" {
 		t.Errorf("redirect target received Authorization headers %q, want one request without", targetAuth)

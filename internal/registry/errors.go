@@ -210,15 +210,15 @@ func certificateInvalidReason(r x509.InvalidReason) string {
 // messages. Its errors are plain strings that carry URLs, addresses and
 // response bodies, so only a fixed message is kept. Tests provoke each one
 // against a real server, so a change of wording upstream fails them.
+// The first match wins: a refused redirect says why in a realm's words.
 var authSetupFailures = []struct{ match, msg string }{
+	{"refusing token-server redirect", "token server redirect refused"},
 	{"is a private or link-local address", "token realm refused: it is a private or link-local address"},
 	{"not allowed for a secure registry", "token realm refused: plain HTTP realm for a registry reached over HTTPS"},
 	{"realm scheme", "token realm refused: unsupported URL scheme"},
 	{"parsing realm", "malformed token realm"},
 	{"missing realm", "malformed WWW-Authenticate challenge: missing realm"},
-	{"refusing token-server redirect", "token server redirect refused"},
 	{"no token in bearer response", "no token in the token server's response"},
-	{"challenge scheme", "unsupported auth scheme"},
 }
 
 // classifyAuthSetup recognises refused or malformed authentication

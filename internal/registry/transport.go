@@ -235,10 +235,11 @@ func unusableChallenge(resp *http.Response) error {
 			first = scheme
 		}
 	}
+	cause := fmt.Errorf("unusable challenge WWW-Authenticate: %s", truncate(strings.Join(values, "; "), 256))
 	if first == "" {
-		return &Error{Kind: KindUnauthorized, Message: "registry authentication failed: malformed WWW-Authenticate challenge"}
+		return &Error{Kind: KindUnauthorized, Message: "registry authentication failed: malformed WWW-Authenticate challenge", Err: cause}
 	}
-	return &Error{Kind: KindUnauthorized, Message: fmt.Sprintf("registry authentication failed: unsupported auth scheme %q", truncate(first, 32))}
+	return &Error{Kind: KindUnauthorized, Message: fmt.Sprintf("registry authentication failed: unsupported auth scheme %q", truncate(first, 32)), Err: cause}
 }
 
 // challengeScheme returns the auth scheme leading a WWW-Authenticate value,

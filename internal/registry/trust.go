@@ -16,6 +16,11 @@ const maxTrustSettings = 64
 // errNoPEMCertificate is the cause of a certificate bundle refusal.
 var errNoPEMCertificate = errors.New("no PEM certificate in bundle")
 
+// errCustomTransport is the cause of a certificate bundle refusal when the
+// base transport is not an *http.Transport, whose TLS settings can be
+// cloned.
+var errCustomTransport = errors.New("base transport is not an *http.Transport")
+
 // caKey identifies a certificate bundle without keeping it: "" for none.
 func caKey(pem []byte) string {
 	if len(pem) == 0 {
@@ -42,7 +47,7 @@ func (c *Client) transportFor(pem []byte) (*politeTransport, string, error) {
 
 	base, ok := c.base.(*http.Transport)
 	if !ok {
-		return nil, "", &Error{Kind: KindTLS, Message: "certificate bundle cannot be applied to the configured HTTP transport"}
+		return nil, "", &Error{Kind: KindTLS, Message: "certificate bundle cannot be applied to the configured HTTP transport", Err: errCustomTransport}
 	}
 	var pool *x509.CertPool
 	if base.TLSClientConfig != nil && base.TLSClientConfig.RootCAs != nil {
