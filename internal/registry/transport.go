@@ -226,13 +226,16 @@ func unusableChallenge(resp *http.Response) error {
 	}
 	first := ""
 	for _, v := range values {
-		scheme := challengeScheme(v)
-		switch strings.ToLower(scheme) {
-		case "basic", "bearer":
-			return nil
+		// A value may list several challenges; a comma inside a quoted
+		// parameter can only make this more lenient.
+		for _, part := range strings.Split(v, ",") {
+			switch strings.ToLower(challengeScheme(part)) {
+			case "basic", "bearer":
+				return nil
+			}
 		}
 		if first == "" {
-			first = scheme
+			first = challengeScheme(v)
 		}
 	}
 	cause := fmt.Errorf("unusable challenge WWW-Authenticate: %s", truncate(strings.Join(values, "; "), 256))

@@ -28,3 +28,40 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestUnusableChallenge(t *testing.T) {
+	tests := []struct {
+		status int
+		values []string
+		want   string // "" for no error
+	}{
+		{http.StatusOK, []string{"Negotiate"}, ""},
+		{http.StatusUnauthorized, nil, ""},
+		{http.StatusUnauthorized, []string{`Basic realm="registry"`}, ""},
+		{http.StatusUnauthorized, []string{`bearer realm="https://auth.example.com/token"`}, ""},
+		{http.StatusUnauthorized, []string{"Negotiate", `Basic realm="registry"`}, ""},
+		{http.StatusUnauthorized, []string{`Negotiate, Basic realm="registry"`}, ""},
+		{http.StatusUnauthorized, []string{"Negotiate"}, `registry authentication failed: unsupported auth scheme "Negotiate"`},
+		{http.StatusUnauthorized, []string{"NTLM", "Negotiate"}, `registry authentication failed: unsupported auth scheme "NTLM"`},
+		{http.StatusUnauthorized, []string{`Digest realm="x", nonce="y"`}, `registry authentication failed: unsupported auth scheme "Digest"`},
+		{http.StatusUnauthorized, []string{`"Bearer realm=x`}, "registry authentication failed: malformed WWW-Authenticate challenge"},
+		{http.StatusUnauthorized, []string{`Bearer="x"`}, "registry authentication failed: malformed WWW-Authenticate challenge"},
+	}
+	for _, tt := range tests {
+		resp := &http.Response{StatusCode: tt.status, Header: http.Header{}}
+		for _, v := range tt.values {
+			resp.Header.Add("WWW-Authenticate", v)
+		}
+		err := unusableChallenge(resp)
+		got := ""
+		if err != nil {
+			got = err.Error()
+			if KindOf(err) != KindUnauthorized {
+				t.Errorf("%d %q: kind %q, want %q", tt.status, tt.values, KindOf(err), KindUnauthorized)
+			}
+		}
+		if got != tt.want {
+			t.Errorf("%d %q: %q, want %q", tt.status, tt.values, got, tt.want)
+		}
+	}
+}
