@@ -22,11 +22,13 @@ type Metrics struct {
 	scans           *prometheus.CounterVec
 	scanDuration    prometheus.Histogram
 	vulnerabilities *prometheus.GaugeVec
+	dbFailures      prometheus.Counter
+	dbLastSuccess   prometheus.Gauge
 }
 
 // New creates the collectors and registers them, together with a gauge of
 // the vulnerability DB's age read from dbUpdatedAt at scrape time (nil
-// leaves that gauge out).
+// leaves that gauge out). The DB update series are fed by ObserveDBUpdate.
 func New(reg prometheus.Registerer, dbUpdatedAt func() time.Time) *Metrics {
 	m := &Metrics{
 		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -42,8 +44,16 @@ func New(reg prometheus.Registerer, dbUpdatedAt func() time.Time) *Metrics {
 			Name: "plinth_baseimage_vulnerabilities",
 			Help: "Vulnerabilities of each BaseImage's scanned digest, by severity.",
 		}, []string{"namespace", "name", "severity"}),
+		dbFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plinth_vulndb_update_failures_total",
+			Help: "Failed attempts to check for or download a new vulnerability DB.",
+		}),
+		dbLastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "plinth_vulndb_last_success_timestamp_seconds",
+			Help: "When an attempt to update the vulnerability DB last succeeded, in seconds since the epoch; 0 when none has since start.",
+		}),
 	}
-	reg.MustRegister(m.scans, m.scanDuration, m.vulnerabilities)
+	reg.MustRegister(m.scans, m.scanDuration, m.vulnerabilities, m.dbFailures, m.dbLastSuccess)
 	if dbUpdatedAt != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "plinth_vulndb_age_seconds",
@@ -68,6 +78,20 @@ func (m *Metrics) ObserveScan(result string, d time.Duration) {
 	if result == ScanSucceeded {
 		m.scanDuration.Observe(d.Seconds())
 	}
+}
+
+// ObserveDBUpdate records one attempt to update the vulnerability DB,
+// ended at at: a failure when err is not nil, a success otherwise (whether
+// or not the DB changed). Wire it to the DB manager's OnUpdate.
+func (m *Metrics) ObserveDBUpdate(err error, at time.Time) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.dbFailures.Inc()
+		return
+	}
+	m.dbLastSuccess.Set(float64(at.UnixNano()) / 1e9)
 }
 
 // SetVulnerabilities records a BaseImage's counts by severity.
