@@ -3,18 +3,15 @@ package controllers
 import (
 	"context"
 	"errors"
-	"fmt"
+	"net/http"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -26,22 +23,26 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
-	"github.com/plinth-dev/plinth/internal/policy"
 	"github.com/plinth-dev/plinth/internal/registry"
 )
 
 // Registry is what the BaseImage reconciler needs of a registry client.
 type Registry interface {
 	// Head resolves a tag or digest reference to its descriptor.
-	Head(ctx context.Context, ref name.Reference, kc authn.Keychain) (*v1.Descriptor, error)
+	Head(ctx context.Context, ref name.Reference, a registry.Access) (*v1.Descriptor, error)
 	// Inspect reads the platforms, creation time and base annotations of a
 	// digest.
-	Inspect(ctx context.Context, ref name.Digest, kc authn.Keychain, platforms []string) (*registry.ImageInfo, error)
+	Inspect(ctx context.Context, ref name.Digest, a registry.Access, platforms []string) (*registry.ImageInfo, error)
+	// Transport is the polite transport to a registry reached with a, for
+	// the scanner's layer downloads.
+	Transport(a registry.Access) (http.RoundTripper, error)
 }
+
+// DefaultReconcileTimeout bounds one BaseImage reconcile, scans included.
+const DefaultReconcileTimeout = 15 * time.Minute
 
 // BaseImageReconciler resolves each BaseImage's digest, judges it against
 // its ImagePolicy and reports the verdict in status conditions.
@@ -60,6 +61,10 @@ type BaseImageReconciler struct {
 	// MaxConcurrentReconciles bounds how many BaseImages are reconciled at
 	// once.
 	MaxConcurrentReconciles int
+
+	// ReconcileTimeout bounds one reconcile; default
+	// DefaultReconcileTimeout.
+	ReconcileTimeout time.Duration
 }
 
 // +kubebuilder:rbac:groups=catalog.plinth.dev,resources=baseimages,verbs=get;list;watch
@@ -73,6 +78,9 @@ type BaseImageReconciler struct {
 func (r *BaseImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
+	}
+	if r.ReconcileTimeout <= 0 {
+		r.ReconcileTimeout = DefaultReconcileTimeout
 	}
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.Scanning != nil && r.Scanning.Updates != nil {
@@ -106,12 +114,16 @@ func (r *BaseImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			handler.EnqueueRequestsFromMapFunc(r.baseImagesForPolicy),
 			builder.WithPredicates(policyChangedPredicate())).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.baseImagesForSecret)).
-		WatchesMetadata(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.baseImagesForServiceAccount)).
+		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.baseImagesForServiceAccount),
+			builder.WithPredicates(serviceAccountChangedPredicate())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }
 
-// Reconcile brings one BaseImage's status up to date.
+// Reconcile brings one BaseImage's status up to date. It reads like its
+// table of contents: each step takes what the earlier ones observed and
+// adds what it found; the conditions are computed once, at the end, and
+// status is patched once (plus the "scan in progress" patch).
 func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var bi catalogv1.BaseImage
 	if err := r.Get(ctx, req.NamespacedName, &bi); err != nil {
@@ -120,10 +132,13 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if bi.Spec.Suspend {
-		ctrl.LoggerFrom(ctx).V(1).Info("BaseImage is suspended")
-		return ctrl.Result{}, nil
+	timeout := r.ReconcileTimeout
+	if timeout <= 0 {
+		timeout = DefaultReconcileTimeout
 	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
 	before := bi.DeepCopy()
 	// base is what the next status patch applies to; a progress patch in
 	// the middle of the reconcile moves it on.
@@ -136,14 +151,40 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return nil
 	}
 
-	result, recErr := r.reconcile(ctx, &bi, progress)
+	// Status times are stored to the second; so is now, so that an
+	// unchanged observation compares equal.
+	s := &scope{bi: &bi, now: r.Clock.Now().UTC().Truncate(time.Second), progress: progress}
+	var result ctrl.Result
+	var recErr error
+	if bi.Spec.Suspend {
+		markSuspended(&bi)
+	} else {
+		for _, step := range []func(context.Context, *scope){
+			r.checkPolicy,
+			r.resolve,
+			r.readUpstream,
+			r.scanResolved,
+			r.judgeResolved,
+			r.rejudgeApproved,
+		} {
+			if step(ctx, s); s.stop != nil {
+				break
+			}
+		}
+		r.record(s)
+		result, recErr = s.result(s.verdict, s.approvedVerdict)
+	}
 	if apierrors.IsConflict(recErr) || apierrors.IsNotFound(recErr) {
 		return conflictResult(ctx, recErr)
 	}
 
-	bi.Status.ObservedGeneration = bi.Generation
-	if v, ok := bi.Annotations[catalogv1.ReconcileRequestAnnotation]; ok {
-		bi.Status.LastHandledReconcileAt = v
+	// A reconcile that ends in a transient failure has not handled this
+	// generation: the retry does the work again.
+	if recErr == nil {
+		bi.Status.ObservedGeneration = bi.Generation
+		if v, ok := bi.Annotations[catalogv1.ReconcileRequestAnnotation]; ok {
+			bi.Status.LastHandledReconcileAt = v
+		}
 	}
 	if !equality.Semantic.DeepEqual(base.Status, bi.Status) {
 		// The optimistic lock refuses a status computed from a stale cached
@@ -155,10 +196,20 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			return ctrl.Result{}, errors.Join(recErr, err)
 		}
 	}
-	if !equality.Semantic.DeepEqual(before.Status, bi.Status) {
-		r.recordTransitions(before, &bi)
+	if !equality.Semantic.DeepEqual(before.Status, bi.Status) || s.revoked != "" {
+		r.recordTransitions(before, &bi, s)
 	}
 	return result, recErr
+}
+
+// markSuspended records that plinth leaves the entry alone: Ready=False
+// with reason Suspended, neither Reconciling nor Stalled, and every other
+// condition and field as last observed.
+func markSuspended(bi *catalogv1.BaseImage) {
+	removeCondition(bi, catalogv1.ReconcilingCondition)
+	removeCondition(bi, catalogv1.StalledCondition)
+	setCondition(bi, catalogv1.ReadyCondition, metav1.ConditionFalse, catalogv1.SuspendedReason,
+		"The entry is suspended: its last verdict is kept and not updated")
 }
 
 // conflictResult handles a status patch refused because the object changed
@@ -171,354 +222,5 @@ func conflictResult(ctx context.Context, err error) (ctrl.Result, error) {
 	return ctrl.Result{RequeueAfter: wait.Jitter(time.Second, 0.5)}, nil
 }
 
-// reconcile gathers observations, decides and sets status. Errors it
-// returns are transient and retried with backoff; problems someone must fix
-// are reported as Stalled and return no error.
-func (r *BaseImageReconciler) reconcile(ctx context.Context, bi *catalogv1.BaseImage, progress func(context.Context) error) (ctrl.Result, error) {
-	// Status times are stored to the second; so is now, so that an
-	// unchanged observation compares equal.
-	now := r.Clock.Now().UTC().Truncate(time.Second)
-
-	// The policy.
-	var pol catalogv1.ImagePolicy
-	err := r.Get(ctx, types.NamespacedName{Namespace: bi.Namespace, Name: bi.Spec.PolicyRef.Name}, &pol)
-	if apierrors.IsNotFound(err) {
-		markStalled(bi, catalogv1.PolicyNotFoundReason, fmt.Sprintf("ImagePolicy %q not found", bi.Spec.PolicyRef.Name))
-		return ctrl.Result{}, nil
-	}
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if c := apimeta.FindStatusCondition(pol.Status.Conditions, catalogv1.ReadyCondition); c != nil && c.Status == metav1.ConditionFalse {
-		markStalled(bi, catalogv1.PolicyNotReadyReason, fmt.Sprintf("ImagePolicy %q is not valid: %s", pol.Name, c.Message))
-		return ctrl.Result{}, nil
-	}
-	interval := pol.Spec.RescanIntervalOrDefault()
-	retryLater := ctrl.Result{RequeueAfter: wait.Jitter(interval, 0.1)}
-
-	// The references.
-	ref, err := imageReference(bi)
-	if err != nil {
-		markStalled(bi, catalogv1.InvalidSpecReason, err.Error())
-		return ctrl.Result{}, nil
-	}
-	var upstream name.Reference
-	if bi.Spec.Upstream != "" {
-		if upstream, err = name.ParseReference(string(bi.Spec.Upstream)); err != nil {
-			markStalled(bi, catalogv1.InvalidSpecReason, fmt.Sprintf("invalid upstream reference: %v", err))
-			return ctrl.Result{}, nil
-		}
-	}
-
-	// Registries outside the policy are never contacted.
-	allowed, err := registry.AllowedBy(pol.Spec.AllowedRegistries, ref)
-	if err != nil {
-		markStalled(bi, catalogv1.PolicyNotReadyReason, fmt.Sprintf("ImagePolicy %q is not valid: %v", pol.Name, err))
-		return ctrl.Result{}, nil
-	}
-	if !allowed {
-		setCondition(bi, catalogv1.ApprovedCondition, metav1.ConditionFalse, catalogv1.UnapprovedRegistryReason,
-			fmt.Sprintf("Registry %s is not in the allowedRegistries of ImagePolicy %q", registry.RegistryOf(ref), pol.Name))
-		markDenied(bi, catalogv1.UnapprovedRegistryReason, fmt.Sprintf("Registry %s is not allowed by ImagePolicy %q", registry.RegistryOf(ref), pol.Name))
-		return ctrl.Result{}, nil
-	}
-
-	// Credentials.
-	kc, err := keychainFor(ctx, r.APIReader, bi)
-	var credErr *credentialError
-	if errors.As(err, &credErr) {
-		markStalled(bi, credErr.reason, credErr.message)
-		return ctrl.Result{}, nil
-	}
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-
-	// The digest: one manifest request when nothing changed.
-	desc, err := r.Registry.Head(ctx, ref, kc)
-	if err != nil {
-		return r.registryFailure(bi, "image", err, retryLater)
-	}
-	digest := desc.Digest.String()
-	if digest != bi.Status.ResolvedDigest || bi.Status.ObservedGeneration != bi.Generation || len(bi.Status.Platforms) == 0 {
-		info, err := r.Registry.Inspect(ctx, ref.Context().Digest(digest), kc, platformStrings(bi.Spec.Platforms))
-		if err != nil {
-			return r.registryFailure(bi, "image", err, retryLater)
-		}
-		recordImage(bi, info, now)
-	}
-
-	var upstreamDigest string
-	if upstream != nil {
-		d, err := r.Registry.Head(ctx, upstream, kc)
-		if err != nil {
-			return r.registryFailure(bi, "upstream image", err, retryLater)
-		}
-		upstreamDigest = d.Digest.String()
-	}
-	bi.Status.UpstreamDigest = upstreamDigest
-	if len(bi.Status.History) > 0 && bi.Status.History[0].UpstreamDigest == "" && upstreamDigest != "" {
-		// The upstream was added after this digest was first seen.
-		bi.Status.History[0].UpstreamDigest = upstreamDigest
-	}
-	baseDigest := bi.Status.BaseDigest
-	if baseDigest == "" && upstream != nil && len(bi.Status.History) > 0 {
-		baseDigest = bi.Status.History[0].UpstreamDigest
-	}
-
-	// Vulnerabilities.
-	var vulns *policy.Vulnerabilities
-	if r.Scanning == nil {
-		removeCondition(bi, catalogv1.ScannedCondition)
-	} else {
-		firstSeen := firstSeenOf(&bi.Status, digest)
-		out, err := r.scanDigest(ctx, bi, ref, digest, kc, now, progress)
-		if err != nil {
-			markRetrying(bi, out.reason, out.message)
-			return ctrl.Result{}, err
-		}
-		if !out.ok {
-			// The last verdict stays; Ready says why it is not current.
-			if out.stalled {
-				markStalled(bi, out.reason, out.message)
-				return retryLater, nil
-			}
-			markNotReady(bi, out.reason, out.message)
-			return ctrl.Result{RequeueAfter: wait.Jitter(out.retryAfter, 0.1)}, nil
-		}
-		vulns = &policy.Vulnerabilities{
-			Findings:   out.findings,
-			Policy:     pol.Spec.Vulnerabilities,
-			Exceptions: pol.Spec.Exceptions,
-			Image:      string(bi.Spec.Image),
-			ApprovedAt: approvedAt(&bi.Status, digest),
-			FirstSeen:  firstSeen,
-		}
-	}
-
-	// The verdict.
-	var created time.Time
-	if bi.Status.ImageCreated != nil {
-		created = bi.Status.ImageCreated.Time
-	}
-	var maxAge time.Duration
-	if pol.Spec.MaxAge != nil {
-		maxAge = pol.Spec.MaxAge.Duration
-	}
-	v := policy.Evaluate(policy.Input{
-		Now:             now,
-		ImageCreated:    created,
-		MaxAge:          maxAge,
-		UpstreamDigest:  upstreamDigest,
-		BaseDigest:      baseDigest,
-		Vulnerabilities: vulns,
-	})
-	setCondition(bi, catalogv1.ApprovedCondition, boolStatus(v.Approved), v.ApprovedReason, v.ApprovedMessage)
-	setCondition(bi, catalogv1.StaleCondition, boolStatus(v.Stale), v.StaleReason, v.StaleMessage)
-	if vulns != nil {
-		bi.Status.Vulnerabilities, bi.Status.TopFindings = v.Summary, v.TopFindings
-		r.Scanning.Metrics.SetVulnerabilities(bi.Namespace, bi.Name, v.Summary)
-	}
-	switch {
-	case v.Approved:
-		bi.Status.ApprovedDigest = digest
-		if h := &bi.Status.History[0]; h.ApprovedAt == nil {
-			h.ApprovedAt = &metav1.Time{Time: now}
-		}
-		if c := apimeta.FindStatusCondition(bi.Status.Conditions, catalogv1.ScannedCondition); c != nil && c.Status != metav1.ConditionTrue {
-			markNotReady(bi, c.Reason, c.Message)
-		} else {
-			markReady(bi, fmt.Sprintf("Approved digest %s", digest))
-		}
-	default:
-		if bi.Status.ApprovedDigest == digest {
-			// The approved digest itself lost its approval.
-			bi.Status.ApprovedDigest = ""
-		}
-		markDenied(bi, v.ApprovedReason, v.ApprovedMessage)
-	}
-
-	next := wait.Jitter(interval, 0.1)
-	if !v.NextDeadline.IsZero() {
-		// Wake up just after the deadline rather than at it.
-		if d := v.NextDeadline.Sub(now) + time.Second; d < next {
-			next = d
-		}
-	}
-	return ctrl.Result{RequeueAfter: next}, nil
-}
-
-// registryFailure reports a failed registry request. The last resolved and
-// approved digests are kept.
-func (r *BaseImageReconciler) registryFailure(bi *catalogv1.BaseImage, what string, err error, retryLater ctrl.Result) (ctrl.Result, error) {
-	msg := fmt.Sprintf("Cannot read the %s: %v", what, err)
-	switch registry.KindOf(err) {
-	case registry.KindUnauthorized:
-		markStalled(bi, catalogv1.AuthenticationFailedReason, msg)
-		return retryLater, nil
-	case registry.KindNotFound:
-		markStalled(bi, catalogv1.ImageNotFoundReason, msg)
-		return retryLater, nil
-	case registry.KindInvalid:
-		markStalled(bi, catalogv1.InvalidImageReason, msg)
-		return retryLater, nil
-	default:
-		markRetrying(bi, catalogv1.RegistryUnavailableReason, msg)
-		// Returning the error retries with exponential backoff. The
-		// registry's errors carry no URLs or credentials.
-		return ctrl.Result{}, err
-	}
-}
-
-// imageReference parses spec.image, pinned to spec.digest when set.
-func imageReference(bi *catalogv1.BaseImage) (name.Reference, error) {
-	s := string(bi.Spec.Image)
-	if bi.Spec.Digest != "" {
-		s += "@" + string(bi.Spec.Digest)
-	}
-	ref, err := name.ParseReference(s)
-	if err != nil {
-		return nil, fmt.Errorf("invalid image reference: %w", err)
-	}
-	return ref, nil
-}
-
-func platformStrings(ps []catalogv1.Platform) []string {
-	out := make([]string, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, string(p))
-	}
-	return out
-}
-
-// recordImage records a newly inspected digest and keeps the history: the
-// newest digest first, at most catalogv1.MaxHistory entries.
-func recordImage(bi *catalogv1.BaseImage, info *registry.ImageInfo, now time.Time) {
-	st := &bi.Status
-	st.Platforms = info.Platforms
-	st.ImageCreated = nil
-	if !info.Created.IsZero() {
-		st.ImageCreated = &metav1.Time{Time: info.Created.UTC()}
-	}
-	st.BaseDigest = info.BaseDigest
-	if info.Digest == st.ResolvedDigest && len(st.History) > 0 {
-		return
-	}
-
-	ts := metav1.Time{Time: now}
-	var rec catalogv1.DigestRecord
-	kept := st.History[:0:0]
-	for i, h := range st.History {
-		if h.Digest == info.Digest {
-			// The tag moved back to a digest seen before.
-			rec = h
-			continue
-		}
-		if i == 0 && h.SupersededAt == nil {
-			h.SupersededAt = &ts
-		}
-		kept = append(kept, h)
-	}
-	if rec.Digest == "" {
-		rec = catalogv1.DigestRecord{Digest: info.Digest, FirstSeen: ts, UpstreamDigest: st.UpstreamDigest}
-	}
-	rec.SupersededAt = nil
-	st.History = append([]catalogv1.DigestRecord{rec}, kept...)
-	if len(st.History) > catalogv1.MaxHistory {
-		st.History = st.History[:catalogv1.MaxHistory]
-	}
-	st.ResolvedDigest = info.Digest
-}
-
-// recordTransitions emits an event for each change a user would notice.
-func (r *BaseImageReconciler) recordTransitions(before, after *catalogv1.BaseImage) {
-	if r.Recorder == nil {
-		return
-	}
-	if before.Status.ResolvedDigest != after.Status.ResolvedDigest && after.Status.ResolvedDigest != "" {
-		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, "NewDigest", "Resolve",
-			"Resolved %s to %s", after.Spec.Image, after.Status.ResolvedDigest)
-	}
-	for _, typ := range []string{catalogv1.ApprovedCondition, catalogv1.StaleCondition, catalogv1.StalledCondition, catalogv1.ReadyCondition} {
-		if !conditionChanged(before.Status.Conditions, after.Status.Conditions, typ) {
-			continue
-		}
-		c := apimeta.FindStatusCondition(after.Status.Conditions, typ)
-		switch {
-		case c == nil:
-			continue
-		case typ == catalogv1.ReadyCondition && c.Status == metav1.ConditionTrue:
-			r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, c.Reason, "Ready", c.Message)
-		case typ == catalogv1.ApprovedCondition && c.Status == metav1.ConditionTrue:
-			r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, c.Reason, "Approve", c.Message)
-		case typ == catalogv1.ApprovedCondition:
-			r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, c.Reason, "Approve", c.Message)
-		case typ == catalogv1.StaleCondition && c.Status == metav1.ConditionTrue:
-			r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, c.Reason, "Evaluate", c.Message)
-		case typ == catalogv1.StalledCondition && c.Status == metav1.ConditionTrue:
-			r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, c.Reason, "Reconcile", c.Message)
-		}
-	}
-}
-
-// allBaseImages maps any event to every BaseImage.
-func (r *BaseImageReconciler) allBaseImages(ctx context.Context, _ client.Object) []reconcile.Request {
-	return r.listRequests(ctx, "", nil, nil)
-}
-
-// baseImagesForPolicy maps an ImagePolicy to the BaseImages that use it.
-func (r *BaseImageReconciler) baseImagesForPolicy(ctx context.Context, o client.Object) []reconcile.Request {
-	return r.listRequests(ctx, o.GetNamespace(), client.MatchingFields{policyRefIndex: o.GetName()}, nil)
-}
-
-// baseImagesForSecret maps a Secret to the BaseImages that may read it:
-// those naming it in pullSecretRef and those using a ServiceAccount.
-func (r *BaseImageReconciler) baseImagesForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	return r.listRequests(ctx, o.GetNamespace(), nil, func(b *catalogv1.BaseImage) bool {
-		return (b.Spec.PullSecretRef != nil && b.Spec.PullSecretRef.Name == o.GetName()) ||
-			(b.Spec.PullSecretRef == nil && b.Spec.ServiceAccountName != "")
-	})
-}
-
-// baseImagesForServiceAccount maps a ServiceAccount to the BaseImages that
-// use it.
-func (r *BaseImageReconciler) baseImagesForServiceAccount(ctx context.Context, o client.Object) []reconcile.Request {
-	return r.listRequests(ctx, o.GetNamespace(), client.MatchingFields{serviceAccountIndex: o.GetName()}, nil)
-}
-
-func (r *BaseImageReconciler) listRequests(ctx context.Context, ns string, fields client.MatchingFields, keep func(*catalogv1.BaseImage) bool) []reconcile.Request {
-	var list catalogv1.BaseImageList
-	opts := []client.ListOption{client.InNamespace(ns)}
-	if fields != nil {
-		opts = append(opts, fields)
-	}
-	if err := r.List(ctx, &list, opts...); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Cannot list BaseImages")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		if keep != nil && !keep(&list.Items[i]) {
-			continue
-		}
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return reqs
-}
-
-// policyChangedPredicate passes ImagePolicy events that can change a
-// BaseImage's verdict: creation, deletion, a spec change, or a change of
-// the policy's Ready status.
-func policyChangedPredicate() predicate.Predicate {
-	return predicate.Funcs{
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			oldP, ok1 := e.ObjectOld.(*catalogv1.ImagePolicy)
-			newP, ok2 := e.ObjectNew.(*catalogv1.ImagePolicy)
-			if !ok1 || !ok2 {
-				return true
-			}
-			return oldP.Generation != newP.Generation ||
-				conditionChanged(oldP.Status.Conditions, newP.Status.Conditions, catalogv1.ReadyCondition)
-		},
-	}
-}
+// jitter spreads requeues of many entries over 10% of the interval.
+func jitter(d time.Duration) time.Duration { return wait.Jitter(d, 0.1) }

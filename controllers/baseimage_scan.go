@@ -4,17 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/internal/metrics"
 	"github.com/plinth-dev/plinth/internal/policy"
-	"github.com/plinth-dev/plinth/internal/registry"
 	"github.com/plinth-dev/plinth/internal/scan"
 )
 
@@ -33,9 +31,6 @@ type Scanning struct {
 	Scanner scan.Scanner
 	DB      VulnDB
 
-	// Transport reaches registries for scans; nil means the default.
-	Transport http.RoundTripper
-
 	// MaxDBAge is the age past which the DB is reported stale
 	// (VulnDBStale); zero means never.
 	MaxDBAge time.Duration
@@ -51,108 +46,131 @@ type Scanning struct {
 // again (a DB update also wakes it).
 const dbUnavailableRetry = time.Minute
 
-// scanOutcome is the result of the scanning step of a reconcile.
-type scanOutcome struct {
-	// findings of the resolved digest; valid when ok.
-	findings []policy.Finding
-	ok       bool
-	// blocked, when not ok: the condition reason, message, and whether
-	// someone must act (Stalled) rather than wait.
-	reason, message string
-	stalled         bool
-	retryAfter      time.Duration
-}
-
-// scanDigest brings the scan of the resolved digest up to date under the
-// current DB. Cached results cost nothing: the scanner keys them by digest
-// and DB version. It sets the Scanned condition and the scan fields of
-// status; a returned error is transient.
-//
-// Before a scan that is not cached, progress records Reconciling=True, so
-// that GitOps tools see the entry as in progress while it is scanned.
-func (r *BaseImageReconciler) scanDigest(ctx context.Context, bi *catalogv1.BaseImage, ref name.Reference, digest string, kc authn.Keychain, now time.Time, progress func(context.Context) error) (scanOutcome, error) {
-	s := r.Scanning
-	req := scan.Request{
-		Image:     ref.Context().Digest(digest),
-		Platforms: platformStrings(bi.Spec.Platforms),
-		Keychain:  kc,
-		Transport: s.Transport,
+// scanResolved is the fourth step: it brings the scan of the resolved
+// digest up to date under the current DB. Cached results cost nothing: the
+// scanner keys them by digest and DB version. A digest that cannot be
+// scanned is reported in the Scanned condition; its last verdict, if it has
+// one, is kept.
+func (r *BaseImageReconciler) scanResolved(ctx context.Context, s *scope) {
+	bi := s.bi
+	st := &bi.Status
+	if r.Scanning == nil {
+		// Judged on registry, age and upstream only: no vulnerability
+		// figure may stand beside the verdict.
+		removeCondition(bi, catalogv1.ScannedCondition)
+		st.ScannedDigest, st.LastScanTime, st.VulnDBVersion = "", nil, ""
+		st.Vulnerabilities, st.TopFindings, st.FindingsFirstSeen = nil, nil, nil
+		return
 	}
-	if _, cached := s.Scanner.Cached(req); !cached && s.DB.Version() != "" {
+	s.scan.on = true
+	req, err := r.scanRequest(s, s.ref.Context().Digest(s.digest))
+	if err != nil {
+		s.scan.failure = scanProblem(s.digest, err, s.interval)
+		setCondition(bi, catalogv1.ScannedCondition, metav1.ConditionFalse, s.scan.failure.reason, s.scan.failure.message)
+		return
+	}
+	sc := r.Scanning
+	if _, cached := sc.Scanner.Cached(req); !cached && sc.DB.Version() != "" {
 		setCondition(bi, catalogv1.ReconcilingCondition, metav1.ConditionTrue, catalogv1.ProgressingReason,
-			fmt.Sprintf("Scanning %s against vulnerability DB %s", digest, s.DB.Version()))
-		if err := progress(ctx); err != nil {
-			return scanOutcome{reason: catalogv1.ProgressingReason, message: "Cannot record the scan's progress"}, err
+			fmt.Sprintf("Scanning %s against vulnerability DB %s", s.digest, sc.DB.Version()))
+		if err := s.progress(ctx); err != nil {
+			s.stop = &problem{kind: retrying, reason: catalogv1.ProgressingReason, message: "Cannot record the scan's progress", err: err}
+			return
 		}
 	}
 	start := time.Now()
-	report, err := s.Scanner.Scan(ctx, req)
-	switch {
-	case errors.Is(err, scan.ErrDBUnavailable):
-		msg := "No vulnerability DB is loaded yet; the image cannot be scanned"
-		setCondition(bi, catalogv1.ScannedCondition, metav1.ConditionFalse, catalogv1.VulnDBUnavailableReason, msg)
-		return scanOutcome{reason: catalogv1.VulnDBUnavailableReason, message: msg, retryAfter: dbUnavailableRetry}, nil
-	case errors.Is(err, scan.ErrLayerLimitExceeded):
-		s.Metrics.ObserveScan(metrics.ScanFailed, 0)
-		msg := fmt.Sprintf("The image is too large to scan: %v", err)
-		setCondition(bi, catalogv1.ScannedCondition, metav1.ConditionFalse, catalogv1.LayerLimitExceededReason, msg)
-		return scanOutcome{reason: catalogv1.LayerLimitExceededReason, message: msg, stalled: true}, nil
-	case err != nil:
-		s.Metrics.ObserveScan(metrics.ScanFailed, 0)
-		msg := "The scan failed"
-		if k := registry.KindOf(err); k != "" {
-			msg += ": " + err.Error()
+	report, err := sc.Scanner.Scan(ctx, req)
+	if err != nil {
+		if !errors.Is(err, scan.ErrDBUnavailable) {
+			sc.Metrics.ObserveScan(metrics.ScanFailed, 0)
+			ctrl.LoggerFrom(ctx).V(1).Info("Scan failed", "digest", s.digest, "error", err.Error())
 		}
-		setCondition(bi, catalogv1.ScannedCondition, metav1.ConditionFalse, catalogv1.ScanFailedReason, msg)
-		return scanOutcome{reason: catalogv1.ScanFailedReason, message: msg}, err
+		s.scan.failure = scanProblem(s.digest, err, s.interval)
+		setCondition(bi, catalogv1.ScannedCondition, metav1.ConditionFalse, s.scan.failure.reason, s.scan.failure.message)
+		return
 	}
 	if !report.ScannedAt.Before(start) {
-		s.Metrics.ObserveScan(metrics.ScanSucceeded, time.Since(start))
+		sc.Metrics.ObserveScan(metrics.ScanSucceeded, time.Since(start))
 	}
 
-	st := &bi.Status
-	st.ScannedDigest = digest
+	st.ScannedDigest = s.digest
 	st.VulnDBVersion = report.DBVersion
 	st.LastScanTime = &metav1.Time{Time: report.ScannedAt.UTC().Truncate(time.Second)}
-	if updated := s.DB.UpdatedAt(); s.MaxDBAge > 0 && !updated.IsZero() && now.Sub(updated) > s.MaxDBAge {
-		setCondition(bi, catalogv1.ScannedCondition, metav1.ConditionFalse, catalogv1.VulnDBStaleReason,
-			fmt.Sprintf("The vulnerability DB is older than %s: its mirror may be unreachable; the verdict uses the DB of %s",
-				s.MaxDBAge, updated.UTC().Format(time.RFC3339)))
+	if stale, msg := r.dbStale(s.now); stale {
+		setCondition(bi, catalogv1.ScannedCondition, metav1.ConditionFalse, catalogv1.VulnDBStaleReason, msg)
 	} else {
 		setCondition(bi, catalogv1.ScannedCondition, metav1.ConditionTrue, catalogv1.ScanSucceededReason,
 			"Scanned against vulnerability DB "+report.DBVersion)
 	}
+	s.scan.ok, s.scan.dbVersion, s.scan.findings = true, report.DBVersion, findingsOf(report)
+}
 
-	out := scanOutcome{ok: true, findings: make([]policy.Finding, 0, len(report.Findings))}
+// scanRequest is the scan of one digest of the entry's repository.
+func (r *BaseImageReconciler) scanRequest(s *scope, image name.Digest) (scan.Request, error) {
+	tr, err := r.Registry.Transport(s.access)
+	if err != nil {
+		return scan.Request{}, err
+	}
+	return scan.Request{
+		Image:     image,
+		Platforms: platformStrings(s.bi.Spec.Platforms),
+		Keychain:  s.access.Keychain,
+		Transport: tr,
+	}, nil
+}
+
+// dbStale tells whether the loaded DB is older than the operator allows,
+// with the message to show.
+func (r *BaseImageReconciler) dbStale(now time.Time) (bool, string) {
+	sc := r.Scanning
+	updated := sc.DB.UpdatedAt()
+	if sc.MaxDBAge <= 0 || updated.IsZero() || now.Sub(updated) <= sc.MaxDBAge {
+		return false, ""
+	}
+	return true, fmt.Sprintf("The vulnerability DB is older than %s: its mirror may be unreachable; the verdict uses the DB of %s",
+		sc.MaxDBAge, updated.UTC().Format(time.RFC3339))
+}
+
+// scanProblem classifies a scan failure like a registry failure: someone
+// must act on credentials, a missing image, TLS or an image over the
+// limits; a DB that is not loaded yet is waited for; anything else is
+// retried with backoff. The message says what failed.
+func scanProblem(digest string, err error, interval time.Duration) *problem {
+	later := jitter(interval)
+	switch {
+	case errors.Is(err, scan.ErrDBUnavailable):
+		return &problem{kind: waiting, reason: catalogv1.VulnDBUnavailableReason,
+			message: "No vulnerability DB is loaded yet, so the image cannot be scanned", requeue: dbUnavailableRetry}
+	case errors.Is(err, scan.ErrLayerLimitExceeded):
+		return &problem{kind: stalled, reason: catalogv1.LayerLimitExceededReason,
+			message: fmt.Sprintf("The image is too large to scan: %v", err), requeue: later}
+	case errors.Is(err, scan.ErrNoMatchingPlatform):
+		return &problem{kind: stalled, reason: catalogv1.InvalidImageReason,
+			message: fmt.Sprintf("The scan of %s failed: %v", digest, err), requeue: later}
+	}
+	msg := fmt.Sprintf("The scan of %s failed: %v", digest, err)
+	switch scan.KindOf(err) {
+	case scan.KindUnauthorized:
+		return &problem{kind: stalled, reason: catalogv1.AuthenticationFailedReason, message: msg, requeue: later}
+	case scan.KindNotFound:
+		return &problem{kind: stalled, reason: catalogv1.ImageNotFoundReason, message: msg, requeue: later}
+	case scan.KindInvalid:
+		return &problem{kind: stalled, reason: catalogv1.InvalidImageReason, message: msg, requeue: later}
+	case scan.KindTLS:
+		return &problem{kind: stalled, reason: catalogv1.TLSVerificationFailedReason, message: msg, requeue: later}
+	default:
+		return &problem{kind: retrying, reason: catalogv1.ScanFailedReason, message: msg, err: err}
+	}
+}
+
+// findingsOf converts a report's findings for the verdict.
+func findingsOf(report *scan.Report) []policy.Finding {
+	out := make([]policy.Finding, 0, len(report.Findings))
 	for _, f := range report.Findings {
-		out.findings = append(out.findings, policy.Finding{
+		out = append(out, policy.Finding{
 			ID: f.ID, Severity: catalogv1.Severity(f.Severity), Package: f.Package,
 			InstalledVersion: f.InstalledVersion, FixedVersion: f.FixedVersion,
 		})
 	}
-	return out, nil
-}
-
-// firstSeenOf returns when each finding listed in status was first seen,
-// for the digest status describes.
-func firstSeenOf(st *catalogv1.BaseImageStatus, digest string) map[string]time.Time {
-	if st.ScannedDigest != digest {
-		return nil
-	}
-	m := make(map[string]time.Time, len(st.TopFindings))
-	for _, f := range st.TopFindings {
-		k := policy.Finding{ID: f.ID, Package: f.Package, InstalledVersion: f.InstalledVersion}.Key()
-		m[k] = f.FirstSeen.Time
-	}
-	return m
-}
-
-// approvedAt returns when digest was first approved, from the history.
-func approvedAt(st *catalogv1.BaseImageStatus, digest string) time.Time {
-	for _, h := range st.History {
-		if h.Digest == digest && h.ApprovedAt != nil {
-			return h.ApprovedAt.Time
-		}
-	}
-	return time.Time{}
+	return out
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 
@@ -23,6 +24,51 @@ type credentialError struct {
 }
 
 func (e *credentialError) Error() string { return e.message }
+
+// caCertKey is the key of a certSecretRef Secret that holds the CA bundle,
+// as in Flux's and cert-manager's Secrets.
+const caCertKey = "ca.crt"
+
+// accessFor builds how plinth reaches a BaseImage's registry: its
+// credentials, the CA bundle of spec.certSecretRef and spec.insecure.
+func accessFor(ctx context.Context, reader client.Reader, bi *catalogv1.BaseImage) (registry.Access, error) {
+	kc, err := keychainFor(ctx, reader, bi)
+	if err != nil {
+		return registry.Access{}, err
+	}
+	a := registry.Access{Keychain: kc, Insecure: bi.Spec.Insecure}
+	if ref := bi.Spec.CertSecretRef; ref != nil {
+		var s corev1.Secret
+		err := reader.Get(ctx, types.NamespacedName{Namespace: bi.Namespace, Name: ref.Name}, &s)
+		if apierrors.IsNotFound(err) {
+			return a, &credentialError{catalogv1.CertSecretInvalidReason, fmt.Sprintf("certificate Secret %q not found", ref.Name)}
+		}
+		if err != nil {
+			return a, err
+		}
+		pem := s.Data[caCertKey]
+		if !hasPEMCertificate(pem) {
+			return a, &credentialError{catalogv1.CertSecretInvalidReason,
+				fmt.Sprintf("certificate Secret %q holds no PEM certificate under %s", ref.Name, caCertKey)}
+		}
+		a.CAPEM = pem
+	}
+	return a, nil
+}
+
+// hasPEMCertificate tells whether b holds at least one PEM certificate.
+func hasPEMCertificate(b []byte) bool {
+	for len(b) > 0 {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			return false
+		}
+		if blk.Type == "CERTIFICATE" {
+			return true
+		}
+	}
+	return false
+}
 
 // keychainFor builds the registry keychain of a BaseImage from its
 // pullSecretRef, or else from its ServiceAccount's imagePullSecrets, as the

@@ -143,5 +143,10 @@ func validatePolicy(spec *catalogv1.ImagePolicySpec) error {
 			return fmt.Errorf("allowedRegistries[%d] %q is not a valid glob pattern", i, p)
 		}
 	}
+	for i, p := range spec.AllowedUpstreamRegistries {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("allowedUpstreamRegistries[%d] %q is not a valid glob pattern", i, p)
+		}
+	}
 	return nil
 }

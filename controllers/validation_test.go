@@ -71,7 +71,9 @@ func TestAPIServerRefusesInvalidImagePolicies(t *testing.T) {
 		{"valid", catalogv1.ImagePolicySpec{AllowedRegistries: []string{"*.example.com"}, MaxAge: duration(720 * 3600e9), RescanInterval: duration(3600e9)}, ""},
 		{"zero maxAge", catalogv1.ImagePolicySpec{MaxAge: duration(0)}, "maxAge must be a positive duration"},
 		{"negative maxAge", catalogv1.ImagePolicySpec{MaxAge: duration(-3600e9)}, "spec.maxAge"},
-		{"tiny rescanInterval", catalogv1.ImagePolicySpec{RescanInterval: duration(1e6)}, "rescanInterval must be a duration of at least 1s"},
+		{"tiny rescanInterval", catalogv1.ImagePolicySpec{RescanInterval: duration(1e6)}, "rescanInterval must be a duration of at least 1m"},
+		{"rescanInterval under a minute", catalogv1.ImagePolicySpec{RescanInterval: duration(59e9)}, "rescanInterval must be a duration of at least 1m"},
+		{"rescanInterval of a minute", catalogv1.ImagePolicySpec{RescanInterval: duration(60e9)}, ""},
 		{"empty registry pattern", catalogv1.ImagePolicySpec{AllowedRegistries: []string{""}}, "spec.allowedRegistries[0]"},
 	}
 	for i, tt := range tests {

@@ -78,11 +78,73 @@ type BaseImageSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 
-	// suspend tells plinth to stop checking this entry; its last status is
-	// kept. Defaults to false.
+	// certSecretRef names a Secret, in this namespace, whose ca.crt key
+	// holds PEM certificate authorities trusted for TLS to the registry of
+	// image and upstream, in addition to the system's: for registries with
+	// a private CA.
+	// +optional
+	CertSecretRef *LocalObjectReference `json:"certSecretRef,omitempty"`
+
+	// insecure allows plain HTTP to the registry of image and upstream
+	// (HTTPS is tried first). Defaults to false.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
+
+	// suspend tells plinth to stop checking this entry; its last verdict is
+	// kept and Ready says Suspended. Defaults to false.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 }
+
+// ApprovedDigestStatus is the current verdict on the approved digest,
+// re-judged at every rescan and vulnerability DB update.
+type ApprovedDigestStatus struct {
+	// digest that is approved.
+	// +required
+	Digest string `json:"digest"`
+
+	// approvedAt is when this digest was first approved.
+	// +required
+	ApprovedAt metav1.Time `json:"approvedAt"`
+
+	// vulnDBVersion identifies the vulnerability DB build of the last
+	// judgement; empty when vulnerabilities are not judged.
+	// +optional
+	VulnDBVersion string `json:"vulnDBVersion,omitempty"`
+
+	// critical findings of the digest, blocking or not.
+	// +optional
+	Critical int32 `json:"critical,omitempty"`
+
+	// high findings of the digest, blocking or not.
+	// +optional
+	High int32 `json:"high,omitempty"`
+
+	// deadline is when the approval lapses unless something changes: the
+	// end of the first remediation window running, or the expiry of an
+	// exception the approval depends on. Unset when none applies.
+	// +optional
+	Deadline *metav1.Time `json:"deadline,omitempty"`
+}
+
+// FirstSeenGroup records when blocking findings were first detected in an
+// entry, so that remediation deadlines never restart.
+type FirstSeenGroup struct {
+	// since is when these findings were first detected.
+	// +required
+	Since metav1.Time `json:"since"`
+
+	// findings are keys of the form id|package|installedVersion.
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=512
+	Findings []string `json:"findings"`
+}
+
+// MaxFirstSeen is the most findings BaseImageStatus.FindingsFirstSeen
+// records; the oldest are kept.
+const MaxFirstSeen = 100
 
 // DigestRecord is one digest the entry has resolved to, with its lifecycle.
 type DigestRecord struct {
@@ -116,6 +178,8 @@ type BaseImageStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions: Ready, Reconciling, Stalled, Scanned, Approved and Stale.
+	// Approved is the verdict on resolvedDigest, Unknown while that digest
+	// is not judged yet.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -126,10 +190,27 @@ type BaseImageStatus struct {
 	// +optional
 	ResolvedDigest string `json:"resolvedDigest,omitempty"`
 
-	// approvedDigest is the newest digest that passed the policy. A new
-	// digest that fails does not clear it.
+	// approvedDigest is the newest digest that passed the policy and still
+	// does: a new digest that fails does not clear it, but it is itself
+	// judged again at every rescan and vulnerability DB update and cleared
+	// when it loses approval on its own merits.
 	// +optional
 	ApprovedDigest string `json:"approvedDigest,omitempty"`
+
+	// approved is the current verdict on approvedDigest.
+	// +optional
+	Approved *ApprovedDigestStatus `json:"approved,omitempty"`
+
+	// repository is the repository (registry and path, no tag) that
+	// resolvedDigest, approvedDigest and history belong to. A change of
+	// spec.image to another repository starts them afresh.
+	// +optional
+	Repository string `json:"repository,omitempty"`
+
+	// inspectedGeneration is the generation of the spec the platforms
+	// field was read for.
+	// +optional
+	InspectedGeneration int64 `json:"inspectedGeneration,omitempty"`
 
 	// upstreamDigest is the digest spec.upstream points at now.
 	// +optional
@@ -142,7 +223,8 @@ type BaseImageStatus struct {
 
 	// imageCreated is the creation time recorded in the resolved image's
 	// configuration; for a multi-platform image, the oldest of the evaluated
-	// platforms.
+	// platforms. Unset when the image records none, or records the Unix
+	// epoch as reproducible builds do: the age is then unknown.
 	// +optional
 	ImageCreated *metav1.Time `json:"imageCreated,omitempty"`
 
@@ -176,6 +258,14 @@ type BaseImageStatus struct {
 	// vulnerabilities counts the findings of scannedDigest by severity.
 	// +optional
 	Vulnerabilities *VulnerabilitySummary `json:"vulnerabilities,omitempty"`
+
+	// findingsFirstSeen records when each blocking (or excepted) finding of
+	// resolvedDigest and approvedDigest was first detected, at most 100
+	// findings, the oldest kept; remediation deadlines count from these.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	FindingsFirstSeen []FirstSeenGroup `json:"findingsFirstSeen,omitempty"`
 
 	// topFindings lists at most 20 findings: blocking ones first, by
 	// deadline and first detection, then by severity. The counts cover all.

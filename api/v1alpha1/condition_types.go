@@ -72,6 +72,16 @@ const (
 	// unexpected media type), or a platform filter matched nothing.
 	InvalidImageReason = "InvalidImage"
 
+	// TLSVerificationFailedReason means TLS to the registry failed
+	// verification (unknown certificate authority, a certificate for
+	// another host name, an expired certificate). Set spec.certSecretRef
+	// for a private CA. Retried at the policy's rescanInterval.
+	TLSVerificationFailedReason = "TLSVerificationFailed"
+
+	// CertSecretInvalidReason means spec.certSecretRef names a Secret that
+	// is missing or holds no PEM certificate under ca.crt.
+	CertSecretInvalidReason = "CertSecretInvalid"
+
 	// RegistryUnavailableReason means the registry could not be reached or
 	// answered with a server error; plinth retries with backoff.
 	RegistryUnavailableReason = "RegistryUnavailable"
@@ -97,7 +107,8 @@ const (
 	// current vulnerability DB.
 	ScanSucceededReason = "ScanSucceeded"
 
-	// ScanFailedReason means the scan failed; the last verdict is kept.
+	// ScanFailedReason means the scan failed; the message says what failed.
+	// The last verdict of the digest, if any, is kept.
 	ScanFailedReason = "ScanFailed"
 
 	// VulnDBUnavailableReason means no vulnerability DB is loaded yet, so
@@ -128,6 +139,12 @@ const (
 	// exception that has now expired.
 	ExceptionExpiredReason = "ExceptionExpired"
 
+	// NotJudgedReason (with status Unknown) means the resolved digest has
+	// not been judged yet: it is new and could not be scanned so far (no
+	// vulnerability DB yet, a failed scan, an image over the scan limits).
+	// The message says why; approvedDigest is kept.
+	NotJudgedReason = "NotJudged"
+
 	// UnapprovedRegistryReason means the image's registry or repository
 	// matches none of the policy's allowedRegistries.
 	UnapprovedRegistryReason = "UnapprovedRegistry"
@@ -149,4 +166,24 @@ const (
 
 	// UpToDateReason (with status False) means no rebuild is due.
 	UpToDateReason = "UpToDate"
+
+	// UpstreamUnavailableReason (with status Unknown) means spec.upstream
+	// could not be read, so whether it moved is unknown. The image itself is
+	// judged as usual.
+	UpstreamUnavailableReason = "UpstreamUnavailable"
+
+	// UpstreamNotAllowedReason (with status Unknown) means spec.upstream
+	// comes from a registry the policy does not allow; it is never read.
+	UpstreamNotAllowedReason = "UpstreamNotAllowed"
+)
+
+// Reasons of events that no condition carries.
+const (
+	// NewDigestReason: the tag moved to a new digest.
+	NewDigestReason = "NewDigest"
+
+	// ApprovalRevokedReason: the approved digest lost its approval on its
+	// own merits (a remediation window passed, an exception expired, the
+	// policy changed, or its registry is no longer allowed).
+	ApprovalRevokedReason = "ApprovalRevoked"
 )

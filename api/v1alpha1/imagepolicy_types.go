@@ -30,6 +30,18 @@ type ImagePolicySpec struct {
 	// +kubebuilder:validation:items:MaxLength=512
 	AllowedRegistries []string `json:"allowedRegistries,omitempty"`
 
+	// allowedUpstreamRegistries lists glob patterns, as allowedRegistries
+	// does, of the registries a BaseImage's spec.upstream may come from.
+	// Unset means allowedRegistries applies to upstreams too. An upstream
+	// matching none is never read; its entry's Stale condition is Unknown
+	// (UpstreamNotAllowed), and the image itself is judged as usual.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=512
+	AllowedUpstreamRegistries []string `json:"allowedUpstreamRegistries,omitempty"`
+
 	// maxAge is the rebuild cadence: an image created longer ago than this is
 	// Stale with reason MaxAgeExceeded, e.g. "720h". Unset means age alone
 	// never makes an entry stale.
@@ -41,11 +53,11 @@ type ImagePolicySpec struct {
 
 	// rescanInterval is how often each BaseImage under this policy is
 	// re-evaluated: its tag resolved again and its verdict recomputed, e.g.
-	// "1h". Defaults to 24h.
+	// "1h". Defaults to 24h; at least 1m.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="rescanInterval must be a duration of at least 1s such as 24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="rescanInterval must be a duration of at least 1m such as 24h"
 	RescanInterval *metav1.Duration `json:"rescanInterval,omitempty"`
 
 	// vulnerabilities says which vulnerabilities block approval. Unset

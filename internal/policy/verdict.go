@@ -15,6 +15,10 @@ type Input struct {
 	// ImageCreated is the image's creation time; zero when unknown.
 	ImageCreated time.Time
 
+	// FirstSeen is when plinth first saw the digest. When the creation time
+	// is unknown, maxAge counts from it.
+	FirstSeen time.Time
+
 	// MaxAge is the policy's maxAge; zero means no limit.
 	MaxAge time.Duration
 
@@ -25,6 +29,10 @@ type Input struct {
 	// BaseDigest is the upstream digest the image was built from; empty when
 	// unknown.
 	BaseDigest string
+
+	// UpstreamUnknownReason and UpstreamUnknownMessage, when set, say why
+	// the upstream could not be read; whether it moved is then unknown.
+	UpstreamUnknownReason, UpstreamUnknownMessage string
 
 	// Vulnerabilities of the digest; nil when the digest is not judged on
 	// vulnerabilities (scanning is off).
@@ -40,9 +48,22 @@ type Verdict struct {
 	ApprovedMessage string
 
 	// Stale says whether a rebuild is due, with its reason and message.
+	// StaleUnknown is true (and Stale false) when no rebuild is known to be
+	// due but the upstream could not be checked.
 	Stale        bool
+	StaleUnknown bool
 	StaleReason  string
 	StaleMessage string
+
+	// RevokeDeadline is when the approval lapses by itself unless something
+	// changes: the end of the first remediation window running, or the
+	// expiry of an exception a blocking finding depends on; zero when none.
+	RevokeDeadline time.Time
+
+	// FirstSeen maps Finding.Key to the first detection of every finding
+	// that blocks approval or would without its exception, for the caller
+	// to keep so that deadlines never restart.
+	FirstSeen map[string]time.Time
 
 	// NextDeadline is the next time the verdict changes by itself without
 	// any new observation (the image crossing maxAge, a remediation window
@@ -66,24 +87,48 @@ func Evaluate(in Input) Verdict {
 	if in.Vulnerabilities != nil {
 		vv = evaluateVulnerabilities(in.Now, in.Vulnerabilities)
 		v.Summary, v.TopFindings, v.NextDeadline = &vv.summary, vv.top, vv.nextDeadline
+		v.RevokeDeadline, v.FirstSeen = vv.revokeDeadline, vv.firstSeen
 		v.Approved, v.ApprovedReason, v.ApprovedMessage = vv.approved, vv.reason, vv.message
 	}
 
+	// Age counts from the creation time, or else from when plinth first saw
+	// the digest.
+	born, bornKnown := in.ImageCreated, true
+	if born.IsZero() {
+		born, bornKnown = in.FirstSeen, false
+	}
 	v.StaleReason, v.StaleMessage = catalogv1.UpToDateReason, "No rebuild is due"
 	switch {
 	case vv.fixAvailable != "":
 		v.Stale, v.StaleReason, v.StaleMessage = true, catalogv1.FixAvailableReason, vv.fixAvailable
-	case in.MaxAge > 0 && !in.ImageCreated.IsZero() && !in.Now.Before(in.ImageCreated.Add(in.MaxAge)):
+	case in.MaxAge > 0 && !born.IsZero() && !in.Now.Before(born.Add(in.MaxAge)):
 		v.Stale, v.StaleReason = true, catalogv1.MaxAgeExceededReason
 		v.StaleMessage = fmt.Sprintf("The image is older than the policy's maxAge of %s", in.MaxAge)
+		if !bornKnown {
+			v.StaleMessage = fmt.Sprintf("The image records no creation time, and plinth first saw it longer ago than the policy's maxAge of %s", in.MaxAge)
+		}
+	case in.UpstreamUnknownReason != "":
+		v.StaleUnknown, v.StaleReason, v.StaleMessage = true, in.UpstreamUnknownReason, in.UpstreamUnknownMessage
 	case in.UpstreamDigest != "" && in.BaseDigest != "" && in.UpstreamDigest != in.BaseDigest:
 		v.Stale, v.StaleReason = true, catalogv1.UpstreamUpdatedReason
 		v.StaleMessage = fmt.Sprintf("The upstream image moved to %s; the image was built from %s", in.UpstreamDigest, in.BaseDigest)
 	}
-	if in.MaxAge > 0 && !in.ImageCreated.IsZero() && in.Now.Before(in.ImageCreated.Add(in.MaxAge)) {
-		if d := in.ImageCreated.Add(in.MaxAge); v.NextDeadline.IsZero() || d.Before(v.NextDeadline) {
+	if in.MaxAge > 0 && !born.IsZero() && in.Now.Before(born.Add(in.MaxAge)) {
+		if d := born.Add(in.MaxAge); v.NextDeadline.IsZero() || d.Before(v.NextDeadline) {
 			v.NextDeadline = d
 		}
 	}
 	return v
 }
+
+// IsUnknownCreationTime tells whether an image's recorded creation time
+// says nothing of its age: unset, or at (or near) the Unix epoch, as
+// reproducible builds (distroless, ko, Bazel, Nix) record it.
+func IsUnknownCreationTime(t time.Time) bool {
+	return t.Before(reproducibleEpochLimit)
+}
+
+// reproducibleEpochLimit: creation times before it are placeholders. Some
+// reproducible builds use 1980-01-01 (the earliest zip time) rather than
+// 1970.
+var reproducibleEpochLimit = time.Date(1980, 1, 2, 0, 0, 0, 0, time.UTC)

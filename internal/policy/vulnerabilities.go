@@ -57,6 +57,10 @@ type vulnVerdict struct {
 	summary      catalogv1.VulnerabilitySummary
 	top          []catalogv1.Finding
 	nextDeadline time.Time
+	// revokeDeadline is the first time the approval lapses by itself.
+	revokeDeadline time.Time
+	// firstSeen of the findings worth recording.
+	firstSeen map[string]time.Time
 }
 
 type judged struct {
@@ -143,7 +147,20 @@ func evaluateVulnerabilities(now time.Time, in *Vulnerabilities) vulnVerdict {
 	// The verdict, its message and the next time it changes by itself.
 	var revoking, fixable []*judged
 	expiredOnly := true
+	v.firstSeen = map[string]time.Time{}
 	for _, j := range js {
+		excepted := !j.exceptionExpires.IsZero()
+		if j.offending || (j.counted && excepted && blocked[j.f.Severity]) {
+			v.firstSeen[j.f.Key()] = j.firstSeen
+		}
+		for _, t := range []time.Time{j.deadline, j.exceptionExpires} {
+			if t.IsZero() || !t.After(now) || (t.Equal(j.exceptionExpires) && !blocked[j.f.Severity]) {
+				continue
+			}
+			if v.revokeDeadline.IsZero() || t.Before(v.revokeDeadline) {
+				v.revokeDeadline = t
+			}
+		}
 		if j.revokes(now) {
 			revoking = append(revoking, j)
 			expiredOnly = expiredOnly && j.exceptionExpired

@@ -1,0 +1,141 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+	"github.com/plinth-dev/plinth/internal/policy"
+	"github.com/plinth-dev/plinth/internal/registry"
+)
+
+// resolve is the second step: it builds the entry's registry access,
+// resolves the tag (or pin) to a digest with one manifest request, and
+// inspects the digest when it is new or the spec changed since it was last
+// inspected. A new digest goes to the front of the history.
+func (r *BaseImageReconciler) resolve(ctx context.Context, s *scope) {
+	bi := s.bi
+	access, err := accessFor(ctx, r.APIReader, bi)
+	var credErr *credentialError
+	if errors.As(err, &credErr) {
+		s.stop = &problem{kind: stalled, reason: credErr.reason, message: credErr.message, requeue: jitter(s.interval)}
+		return
+	}
+	if err != nil {
+		s.stop = &problem{kind: retrying, reason: catalogv1.RegistryUnavailableReason, message: "Cannot read the registry credentials", err: err}
+		return
+	}
+	s.access = access
+
+	// Another repository is another image: what plinth knew of the old one
+	// no longer applies.
+	repo := s.ref.Context().Name()
+	if st := &bi.Status; st.Repository != repo {
+		if st.Repository != "" {
+			resetForRepository(st)
+		}
+		st.Repository = repo
+	}
+
+	desc, err := r.Registry.Head(ctx, s.ref, access)
+	if err != nil {
+		s.stop = registryProblem("image", err, s.interval)
+		return
+	}
+	s.digest = desc.Digest.String()
+	st := &bi.Status
+	if s.digest == st.ResolvedDigest && st.InspectedGeneration == bi.Generation && len(st.History) > 0 {
+		return
+	}
+	info, err := r.Registry.Inspect(ctx, s.ref.Context().Digest(s.digest), access, platformStrings(bi.Spec.Platforms))
+	if err != nil {
+		s.stop = registryProblem("image", err, s.interval)
+		return
+	}
+	s.newDigest = s.digest != st.ResolvedDigest || len(st.History) == 0
+	recordImage(bi, info, s.now)
+}
+
+// resetForRepository forgets what was observed of another repository.
+func resetForRepository(st *catalogv1.BaseImageStatus) {
+	st.ResolvedDigest, st.ApprovedDigest, st.Approved = "", "", nil
+	st.History, st.Platforms, st.ImageCreated, st.BaseDigest = nil, nil, nil, ""
+	st.ScannedDigest, st.LastScanTime, st.VulnDBVersion = "", nil, ""
+	st.Vulnerabilities, st.TopFindings, st.FindingsFirstSeen = nil, nil, nil
+	st.InspectedGeneration = 0
+	st.Conditions = nil
+}
+
+// registryProblem reports a failed registry request. The last resolved and
+// approved digests are kept. The registry's errors carry no URLs or
+// credentials.
+func registryProblem(what string, err error, interval time.Duration) *problem {
+	msg := fmt.Sprintf("Cannot read the %s: %v", what, err)
+	later := jitter(interval)
+	switch registry.KindOf(err) {
+	case registry.KindUnauthorized:
+		return &problem{kind: stalled, reason: catalogv1.AuthenticationFailedReason, message: msg, requeue: later}
+	case registry.KindNotFound:
+		return &problem{kind: stalled, reason: catalogv1.ImageNotFoundReason, message: msg, requeue: later}
+	case registry.KindInvalid:
+		return &problem{kind: stalled, reason: catalogv1.InvalidImageReason, message: msg, requeue: later}
+	case registry.KindTLS:
+		return &problem{kind: stalled, reason: catalogv1.TLSVerificationFailedReason, message: msg, requeue: later}
+	default:
+		// Returning the error retries with exponential backoff.
+		return &problem{kind: retrying, reason: catalogv1.RegistryUnavailableReason, message: msg, err: err}
+	}
+}
+
+func platformStrings(ps []catalogv1.Platform) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, string(p))
+	}
+	return out
+}
+
+// recordImage records an inspected digest and keeps the history: the
+// newest digest first, at most catalogv1.MaxHistory entries. The upstream
+// digest of a new record is filled in by readUpstream, from a fresh read.
+func recordImage(bi *catalogv1.BaseImage, info *registry.ImageInfo, now time.Time) {
+	st := &bi.Status
+	st.Platforms = info.Platforms
+	st.InspectedGeneration = bi.Generation
+	st.ImageCreated = nil
+	if !policy.IsUnknownCreationTime(info.Created) {
+		st.ImageCreated = &metav1.Time{Time: info.Created.UTC()}
+	}
+	st.BaseDigest = info.BaseDigest
+	if info.Digest == st.ResolvedDigest && len(st.History) > 0 {
+		return
+	}
+
+	ts := metav1.Time{Time: now}
+	var rec catalogv1.DigestRecord
+	kept := st.History[:0:0]
+	for i, h := range st.History {
+		if h.Digest == info.Digest {
+			// The tag moved back to a digest seen before.
+			rec = h
+			continue
+		}
+		if i == 0 && h.SupersededAt == nil {
+			h.SupersededAt = &ts
+		}
+		kept = append(kept, h)
+	}
+	if rec.Digest == "" {
+		rec = catalogv1.DigestRecord{Digest: info.Digest, FirstSeen: ts}
+	}
+	rec.SupersededAt = nil
+	st.History = append([]catalogv1.DigestRecord{rec}, kept...)
+	if len(st.History) > catalogv1.MaxHistory {
+		st.History = st.History[:catalogv1.MaxHistory]
+	}
+	st.ResolvedDigest = info.Digest
+}

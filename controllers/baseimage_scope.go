@@ -1,0 +1,134 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+	"github.com/plinth-dev/plinth/internal/policy"
+	"github.com/plinth-dev/plinth/internal/registry"
+)
+
+// scope is what the steps of one BaseImage reconcile observed so far. Each
+// step reads what the earlier ones found and adds its own findings; the
+// conditions are computed once, from the whole scope, at the end.
+type scope struct {
+	bi  *catalogv1.BaseImage
+	now time.Time
+
+	// progress patches status in the middle of the reconcile (the "scan in
+	// progress" patch that kstatus needs).
+	progress func(context.Context) error
+
+	// Set by checkPolicy.
+	policy   *catalogv1.ImagePolicy
+	interval time.Duration
+	ref      name.Reference
+	// upstream is nil when the entry has none.
+	upstream        name.Reference
+	upstreamAllowed bool
+
+	// Set by resolve.
+	access registry.Access
+	digest string
+	// newDigest is true when digest was not the resolved digest before.
+	newDigest bool
+
+	// Set by readUpstream.
+	upstreamDigest                  string
+	upstreamUnknown, upstreamReason string
+
+	// Set by scanResolved.
+	scan scanState
+
+	// Set by judgeResolved: the verdict on the resolved digest, nil when it
+	// could not be judged in this reconcile.
+	verdict *policy.Verdict
+	// ageVerdict is the verdict without vulnerabilities, for the Stale
+	// condition of a digest that is not judged yet.
+	ageVerdict *policy.Verdict
+
+	// Set by rejudgeApproved: the verdict on an approved digest other than
+	// the resolved one, nil when there is none or it was not judged.
+	approvedVerdict *policy.Verdict
+	// approvedDBVersion is the DB version approvedVerdict used.
+	approvedDBVersion string
+	// revoked says why the approved digest lost its approval in this
+	// reconcile; empty when it did not.
+	revoked string
+
+	// stop ends the reconcile early: something before the verdict failed.
+	stop *problem
+}
+
+// problemKind says what a failure means for the entry.
+type problemKind int
+
+const (
+	// stalled: someone must act (Stalled=True).
+	stalled problemKind = iota + 1
+	// retrying: transient; the error is returned for backoff.
+	retrying
+	// denied: the policy refuses the entry outright.
+	denied
+	// waiting: something resolves by itself; requeue after a delay.
+	waiting
+)
+
+// problem is a failure a step reports, with the condition reason and
+// message to show.
+type problem struct {
+	kind            problemKind
+	reason, message string
+	// err is returned for backoff when kind is retrying.
+	err error
+	// requeue is when to look again; zero means only on a watch event.
+	requeue time.Duration
+}
+
+// scanState is the outcome of scanning the resolved digest.
+type scanState struct {
+	// on is false when scanning is off.
+	on bool
+	// findings of the resolved digest under dbVersion; valid when ok.
+	ok        bool
+	findings  []policy.Finding
+	dbVersion string
+	// failure, when not ok and on: why the digest could not be scanned.
+	failure *problem
+}
+
+// result is the reconcile's result for what the scope holds.
+func (s *scope) result(verdicts ...*policy.Verdict) (ctrl.Result, error) {
+	if p := s.stop; p != nil {
+		if p.kind == retrying {
+			return ctrl.Result{}, p.err
+		}
+		return ctrl.Result{RequeueAfter: p.requeue}, nil
+	}
+	if f := s.scan.failure; f != nil && f.kind == retrying {
+		return ctrl.Result{}, f.err
+	}
+	next := jitter(s.interval)
+	if f := s.scan.failure; f != nil && f.requeue > 0 && f.requeue < next {
+		next = jitter(f.requeue)
+	}
+	for _, v := range verdicts {
+		if v == nil {
+			continue
+		}
+		for _, t := range []time.Time{v.NextDeadline, v.RevokeDeadline} {
+			if t.IsZero() {
+				continue
+			}
+			// Wake up just after the deadline rather than at it.
+			if d := t.Sub(s.now) + time.Second; d > 0 && d < next {
+				next = d
+			}
+		}
+	}
+	return ctrl.Result{RequeueAfter: next}, nil
+}
