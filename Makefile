@@ -84,9 +84,14 @@ trivy-cli: ## Build the trivy CLI that tests compare plinth's findings with.
 bench: trivy-cli ## Print scan benchmarks: in-process against the trivy CLI, DB updates, restarts, memory.
 	PLINTH_TRIVY_CLI=$(TRIVY_CLI) go test -run '^$$' -bench 'BenchmarkReport' -benchtime=1x ./internal/scan/trivy/
 
+# CLUSTER=1 makes `make run` use KUBECONFIG's cluster; unset (or 0, false,
+# no), it uses a local playground and never touches that cluster.
+CLUSTER ?=
+RUN_ON_CLUSTER := $(filter-out 0 false no,$(CLUSTER))
+
 .PHONY: run
-run: envtest build playground ## Run the operator: against KUBECONFIG's cluster, or a local playground when there is none.
-	$(BIN)/plinth-playground
+run: $(if $(RUN_ON_CLUSTER),,envtest) build playground ## Run the operator on a local playground; CLUSTER=1 runs it against KUBECONFIG's cluster instead.
+	$(BIN)/plinth-playground $(if $(RUN_ON_CLUSTER),-cluster)
 
 .PHONY: test-install
 test-install: envtest ## Check config/ and bundle/: rendering, dry-run install, pod security, RBAC, OLM validation.

@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,39 +45,31 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 	playground := build(t, "PLINTH_PLAYGROUND_BINARY", "./hack/playground", "playground")
 	state := t.TempDir()
 
-	cmd := exec.Command(playground, "--operator", operator, "--registry-address", "127.0.0.1:0", "--state-dir", state)
-	cmd.Env = append(os.Environ(), "KUBECONFIG=", "HOME="+t.TempDir())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	var output strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			output.WriteString(sc.Text() + "\n")
-		}
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-		}
-	})
+	// A cluster is configured, but make run without CLUSTER=1 must leave it
+	// alone: not one connection reaches it.
+	decoy, decoyConnections := listenDecoy(t)
+	decoyKubeconfig := writeKubeconfig(t, "someone-elses-cluster", "https://"+decoy)
+
+	p := startPlayground(t, playground, []string{"KUBECONFIG=" + decoyKubeconfig, "HOME=" + t.TempDir()},
+		"--operator", operator, "--registry-address", "127.0.0.1:0", "--state-dir", state)
+	output := p.output.String
 
 	kubeconfig := filepath.Join(state, "kubeconfig")
 	waitFor(t, 2*time.Minute, "the playground's kubeconfig", func() bool {
 		_, err := os.Stat(kubeconfig)
 		return err == nil
-	}, output.String)
+	}, output)
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, says := range []string{
+		"Using a local playground",
+		`Your kubeconfig's cluster (context "someone-elses-cluster", server https://` + decoy + `) is left alone`,
+	} {
+		if !strings.Contains(output(), says) {
+			t.Errorf("the playground does not say %q:\n%s", says, output())
+		}
 	}
 
 	// The server-side table is what kubectl prints.
@@ -97,7 +87,7 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 			return false
 		}
 		return tableMatches(table, want)
-	}, func() string { return fmt.Sprintf("table: %+v\nerror: %v\n%s", table, err, output.String()) })
+	}, func() string { return fmt.Sprintf("table: %+v\nerror: %v\n%s", table, err, output()) })
 	var columns []string
 	for _, c := range table.ColumnDefinitions {
 		if c.Priority == 0 {
@@ -107,6 +97,25 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 	if got := strings.Join(columns, ","); got != "Name,Image,Approved,Stale,Critical,High,Image Age,Last Scan,Ready,Age" {
 		t.Errorf("columns = %s", got)
 	}
+
+	// The playground prints the same verdicts itself, for a user without
+	// kubectl, with the image ages the samples were built with.
+	var rows []map[string]string
+	waitFor(t, 10*time.Second, "the playground's catalog table", func() bool {
+		_, rows = lastTable(output())
+		return printedTableMatches(rows, want)
+	}, func() string { return fmt.Sprintf("rows: %v\n%s", rows, output()) })
+	ages := map[string]string{}
+	for _, r := range rows {
+		ages[r["NAME"]] = r["IMAGE AGE"]
+	}
+	if ages["alpine"] != "3d" || ages["debian"] != "5d" || ages["node-from-docker-hub"] != "unknown" {
+		t.Errorf("image ages = %v, want alpine 3d, debian 5d, node-from-docker-hub unknown", ages)
+	}
+	if !strings.Contains(output(), "kubectl get baseimages -o wide -w") {
+		t.Errorf("the playground no longer shows the kubectl command:\n%s", output())
+	}
+	t.Logf("the playground's last table:\n%s", output()[strings.LastIndex(output(), "NAME "):])
 
 	// kubectl itself, when installed, prints the same.
 	if kubectl, err := exec.LookPath("kubectl"); err == nil {
@@ -123,17 +132,7 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 
 	// Ctrl-C stops everything: the playground exits cleanly and the control
 	// plane no longer answers.
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("playground exited with %v\n%s", err, output.String())
-		}
-	case <-time.After(time.Minute):
-		t.Fatalf("playground did not stop\n%s", output.String())
-	}
+	p.interrupt(t)
 	u, err := url.Parse(cfg.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +144,27 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 	if _, err := os.Stat(kubeconfig); !os.IsNotExist(err) {
 		t.Errorf("kubeconfig left behind: %v", err)
 	}
+	if n := decoyConnections.Load(); n != 0 {
+		t.Errorf("the playground connected %d times to the cluster of KUBECONFIG", n)
+	}
+}
+
+// printedTableMatches reports whether the playground's table has every
+// wanted row with the wanted Approved, Stale, Critical, High and Ready cells.
+func printedTableMatches(rows []map[string]string, want map[string][]string) bool {
+	seen := 0
+	for _, r := range rows {
+		w, ok := want[r["NAME"]]
+		if !ok {
+			continue
+		}
+		got := []string{r["APPROVED"], r["STALE"], r["CRITICAL"], r["HIGH"], r["READY"]}
+		if strings.Join(got, ",") != strings.Join(w, ",") {
+			return false
+		}
+		seen++
+	}
+	return seen == len(want)
 }
 
 // baseImageTable reads BaseImages as the server-side table kubectl prints.
