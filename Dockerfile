@@ -23,7 +23,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="plinth" \
-      org.opencontainers.image.description="Kubernetes operator that keeps a catalog of approved container base images: it rescans them, checks their signatures and age, and reports its verdict in status conditions." \
+      org.opencontainers.image.description="Kubernetes operator that keeps a catalog of approved container base images: it resolves and scans them for vulnerabilities, judges them against their policy (registry, age, upstream, vulnerabilities) and reports its verdict in status conditions." \
       org.opencontainers.image.source="https://github.com/plinth-dev/plinth" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}"
