@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -202,14 +201,12 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	return result, recErr
 }
 
-// markSuspended records that plinth leaves the entry alone: Ready=False
-// with reason Suspended, neither Reconciling nor Stalled, and every other
-// condition and field as last observed.
+// markSuspended records that plinth leaves the entry alone until someone
+// resumes it: Ready=False and Stalled=True with reason Suspended, so that
+// kstatus reads it as Failed rather than in progress for ever, and every
+// other condition and field as last observed.
 func markSuspended(bi *catalogv1.BaseImage) {
-	removeCondition(bi, catalogv1.ReconcilingCondition)
-	removeCondition(bi, catalogv1.StalledCondition)
-	setCondition(bi, catalogv1.ReadyCondition, metav1.ConditionFalse, catalogv1.SuspendedReason,
-		"The entry is suspended: its last verdict is kept and not updated")
+	markStalled(bi, catalogv1.SuspendedReason, "The entry is suspended: its last verdict is kept and not updated")
 }
 
 // conflictResult handles a status patch refused because the object changed
