@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,30 +68,67 @@ var (
 // operator is one running operator with scanning, on its own namespace,
 // registry, vulnerability DB and clock.
 type operator struct {
-	t     *testing.T
-	ns    string
-	reg   *registrytest.Registry
-	db    *trivy.DBManager
-	clock *clocktesting.FakeClock
-	dbRef string
+	t       *testing.T
+	ns      string
+	reg     *registrytest.Registry
+	db      *trivy.DBManager
+	scanner *trivy.Scanner
+	// metrics is the registry the operator's metrics are registered with.
+	metrics *prometheus.Registry
+	clock   *clocktesting.FakeClock
+	dbRef   string
+	// stop stops the running manager and closes its DB.
+	stop func()
+}
+
+// runOptions vary how an operator process starts.
+type runOptions struct {
+	// noDB: the DB cannot be downloaded at start (its repository fails).
+	noDB bool
+	// limits bound the images the scanner accepts.
+	limits trivy.Limits
 }
 
 func startOperator(t *testing.T, advs []vulndbtest.Advisory) *operator {
 	t.Helper()
-	g := NewWithT(t)
 	o := &operator{t: t, reg: registrytest.New(t), clock: clocktesting.NewFakeClock(time.Now().UTC().Truncate(time.Second))}
 	o.dbRef = o.reg.Host + "/aquasec/trivy-db:2"
 	o.publishDB(advs, o.clock.Now().Add(-time.Hour))
+	o.run(runOptions{})
+	return o
+}
 
+// restart stops the running operator and starts a new one on the same
+// namespace, registry and clock, with an empty cache, as after a
+// rescheduled pod.
+func (o *operator) restart(opts runOptions) {
+	o.t.Helper()
+	o.stop()
+	o.run(opts)
+}
+
+// run starts an operator process: a DB manager and scanner on a fresh
+// cache directory and the controllers.
+func (o *operator) run(opts runOptions) {
+	t := o.t
+	t.Helper()
+	g := NewWithT(t)
 	cache := t.TempDir()
 	db, err := trivy.NewDBManager(trivy.DBOptions{Repositories: []string{o.dbRef}, CacheDir: cache, Now: o.clock.Now})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = db.Close() })
 	_, err = db.Update(context.Background())
-	g.Expect(err).NotTo(HaveOccurred())
+	if opts.noDB {
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(db.Version()).To(BeEmpty())
+	} else {
+		g.Expect(err).NotTo(HaveOccurred())
+	}
 	o.db = db
-	scanner, err := trivy.NewScanner(trivy.Options{DB: db, CacheDir: cache})
+	scanner, err := trivy.NewScanner(trivy.Options{DB: db, CacheDir: cache, Limits: opts.limits})
 	g.Expect(err).NotTo(HaveOccurred())
+	o.scanner = scanner
+	o.metrics = prometheus.NewRegistry()
 
 	// Each test runs an operator of its own, one after the other.
 	skip := true
@@ -104,9 +142,10 @@ func startOperator(t *testing.T, advs []vulndbtest.Advisory) *operator {
 	g.Expect((&controllers.BaseImageReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: o.clock,
 		Registry: registry.New(registry.Options{Retries: -1}),
+		Recorder: mgr.GetEventRecorder("plinth"),
 		Scanning: &controllers.Scanning{
 			Scanner: scanner, DB: db, MaxDBAge: 48 * time.Hour, Updates: db.Subscribe(),
-			Metrics: metrics.New(prometheus.NewRegistry(), db.UpdatedAt),
+			Metrics: metrics.New(o.metrics, db.UpdatedAt),
 		},
 	}).SetupWithManager(mgr)).To(Succeed())
 	done := make(chan struct{})
@@ -114,12 +153,23 @@ func startOperator(t *testing.T, advs []vulndbtest.Advisory) *operator {
 		defer close(done)
 		_ = mgr.Start(ctx)
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	o.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			// One DB manager may be open per process.
+			_ = db.Close()
+		})
+	}
+	t.Cleanup(o.stop)
+	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
 	k8sClient = mgr.GetClient()
 
-	o.ns = fmt.Sprintf("scan-%d", time.Now().UnixNano())
-	g.Expect(k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.ns}})).To(Succeed())
-	return o
+	if o.ns == "" {
+		o.ns = fmt.Sprintf("scan-%d", time.Now().UnixNano())
+		g.Expect(k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.ns}})).To(Succeed())
+	}
 }
 
 func (o *operator) publishDB(advs []vulndbtest.Advisory, built time.Time) {
