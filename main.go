@@ -18,6 +18,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -47,6 +48,8 @@ type options struct {
 	leaderElect      bool
 	leaderElectionNS string
 	concurrency      int
+	watchNamespaces  string
+	reconcileTimeout time.Duration
 	registry         registry.Options
 
 	scanning        bool
@@ -73,6 +76,8 @@ func main() {
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles.")
 	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the operator's namespace.")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "How many BaseImages are reconciled at once.")
+	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose BaseImages, ImagePolicies, Secrets and ServiceAccounts plinth watches; empty watches every namespace.")
+	flag.DurationVar(&o.reconcileTimeout, "reconcile-timeout", controllers.DefaultReconcileTimeout, "Deadline of one BaseImage reconcile, scans included.")
 	flag.DurationVar(&o.registry.Timeout, "registry-timeout", 30*time.Second, "Timeout of one registry request.")
 	flag.Float64Var(&o.registry.RateLimit, "registry-rate-limit", 10, "Requests per second plinth sends to one registry host.")
 	flag.IntVar(&o.registry.Burst, "registry-burst", 20, "Burst of requests plinth may send to one registry host.")
@@ -118,8 +123,16 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	var cacheOpts cache.Options
+	if ns := splitList(o.watchNamespaces); len(ns) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, n := range ns {
+			cacheOpts.DefaultNamespaces[n] = cache.Config{}
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
+		Cache:                   cacheOpts,
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
@@ -152,6 +165,7 @@ func run(o options) error {
 		Recorder:                recorder,
 		Scanning:                scanning,
 		MaxConcurrentReconciles: o.concurrency,
+		ReconcileTimeout:        o.reconcileTimeout,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -225,6 +239,17 @@ func setupScanning(mgr manager.Manager, o options) (*controllers.Scanning, error
 		Updates:  db.Subscribe(),
 		Metrics:  metrics.New(ctrlmetrics.Registry, db.UpdatedAt),
 	}, nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // everyReplica is a runnable that runs whether or not its replica leads.
