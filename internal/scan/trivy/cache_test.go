@@ -4,7 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,12 +198,13 @@ func randomText(n int) string {
 }
 
 func TestResultCacheBoundsMemoryNotDisk(t *testing.T) {
-	c, err := newResultCache(t.TempDir(), 2, 1<<20)
+	current := "v1"
+	c, err := newResultCache(t.TempDir(), 2, 1<<20, func() string { return current })
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []string{"sha256:a", "sha256:b", "sha256:c"} {
-		if err := c.put(cacheKey(d, nil, "v1"), &scan.Report{Digest: d, DBVersion: "v1"}); err != nil {
+		if _, err := c.put(cacheKey(d, nil, "v1"), &scan.Report{Digest: d, DBVersion: "v1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -212,8 +216,9 @@ func TestResultCacheBoundsMemoryNotDisk(t *testing.T) {
 		t.Errorf("evicted report: ok %v fromDisk %v report %+v; want it from disk", ok, fromDisk, r)
 	}
 
-	// A report under a new DB version drops the old version's reports.
-	if err := c.put(cacheKey("sha256:a", nil, "v2"), &scan.Report{Digest: "sha256:a", DBVersion: "v2"}); err != nil {
+	// A report under a new current DB version drops the old version's reports.
+	current = "v2"
+	if _, err := c.put(cacheKey("sha256:a", nil, "v2"), &scan.Report{Digest: "sha256:a", DBVersion: "v2"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, ok := c.get(cacheKey("sha256:b", nil, "v1"), "v1"); ok {
@@ -221,16 +226,161 @@ func TestResultCacheBoundsMemoryNotDisk(t *testing.T) {
 	}
 
 	// The byte bound evicts too.
-	small, err := newResultCache(t.TempDir(), 100, 1000)
+	small, err := newResultCache(t.TempDir(), 100, 1000, func() string { return "v1" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []string{"sha256:a", "sha256:b", "sha256:c"} {
-		if err := small.put(cacheKey(d, nil, "v1"), &scan.Report{Digest: d, DBVersion: "v1", SBOM: make([]byte, 400)}); err != nil {
+		if _, err := small.put(cacheKey(d, nil, "v1"), &scan.Report{Digest: d, DBVersion: "v1", SBOM: make([]byte, 400)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n := small.lru.Len(); n != 1 {
 		t.Errorf("%d reports of ~650 bytes in a 1000-byte memory cache, want 1", n)
 	}
+}
+
+// A scan that began under an older DB and ends after a newer one is in use
+// must not evict the newer version's reports, nor be stored itself.
+func TestResultCacheOlderVersionCannotEvictCurrent(t *testing.T) {
+	dir := t.TempDir()
+	current := "v2"
+	c, err := newResultCache(dir, 100, 1<<20, func() string { return current })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored, err := c.put(cacheKey("sha256:a", nil, "v2"), &scan.Report{Digest: "sha256:a", DBVersion: "v2"}); err != nil || !stored {
+		t.Fatalf("put v2: stored %v, %v", stored, err)
+	}
+	if stored, err := c.put(cacheKey("sha256:a", nil, "v1"), &scan.Report{Digest: "sha256:a", DBVersion: "v1"}); err != nil || stored {
+		t.Fatalf("put of an older version: stored %v, %v; want it refused", stored, err)
+	}
+	if _, _, ok := c.get(cacheKey("sha256:a", nil, "v2"), "v2"); !ok {
+		t.Error("the current version's report was evicted by an older version's")
+	}
+	des, _ := os.ReadDir(dir)
+	if len(des) != 1 || des[0].Name() != versionDir("v2") {
+		t.Errorf("result directories %v, want only v2's", des)
+	}
+	// A newer current version does replace them.
+	current = "v3"
+	c.setVersion("v3")
+	if _, _, ok := c.get(cacheKey("sha256:a", nil, "v2"), "v2"); ok {
+		t.Error("v2's report survived the switch to v3")
+	}
+	if des, _ := os.ReadDir(dir); len(des) != 0 {
+		t.Errorf("result directories after the switch: %v", des)
+	}
+}
+
+func TestResultCachePrunesDiskOldestFirst(t *testing.T) {
+	dir := t.TempDir()
+	c, err := newResultCache(dir, 1, 1<<20, func() string { return "v1" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(d string) {
+		t.Helper()
+		if _, err := c.put(cacheKey(d, nil, "v1"), &scan.Report{Digest: d, DBVersion: "v1", SBOM: make([]byte, 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("sha256:a")
+	one := c.diskSize()
+	c.setDiskMax(3*one + one/2)
+	for _, d := range []string{"sha256:b", "sha256:c", "sha256:d", "sha256:e"} {
+		time.Sleep(5 * time.Millisecond) // distinct write times
+		put(d)
+	}
+	if got := c.diskSize(); got > 3*one+one/2 {
+		t.Errorf("%d bytes on disk, bound %d", got, 3*one+one/2)
+	}
+	for d, want := range map[string]bool{"sha256:a": false, "sha256:b": false, "sha256:c": true, "sha256:d": true, "sha256:e": true} {
+		_, err := os.Stat(c.path(cacheKey(d, nil, "v1"), "v1"))
+		if (err == nil) != want {
+			t.Errorf("%s on disk: %v, want %v", d, err == nil, want)
+		}
+	}
+
+	// A restart under the same version finds the files and keeps the bound.
+	c2, err := newResultCache(dir, 1, 1<<20, func() string { return "v1" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.setDiskMax(2 * one)
+	c2.setVersion("v1")
+	if got := c2.diskSize(); got > 2*one || got == 0 {
+		t.Errorf("after restart: %d bytes on disk, want (0, %d]", got, 2*one)
+	}
+}
+
+// A request made after a DB swap never joins a scan started before it, and
+// that older scan's late report does not evict the new version's.
+func TestScanAfterDBSwapDoesNotJoinOlderScan(t *testing.T) {
+	e := newEnv(t, []vulndbtest.Advisory{muslCVE})
+	d := e.push("base/alpine", alpine(t, "", imagetest.Package{Name: "musl", Version: "1.2.5-r0"}))
+	v1 := e.db.Version()
+
+	reached, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	e.scanner.scanned = func(*scan.Report) {
+		if calls.Add(1) == 1 {
+			close(reached)
+			<-release
+		}
+	}
+	type result struct {
+		r   *scan.Report
+		err error
+	}
+	first, second := make(chan result, 1), make(chan result, 1)
+	go func() { r, err := e.scan(d); first <- result{r, err} }()
+	select {
+	case <-reached:
+	case <-time.After(time.Minute):
+		t.Fatal("the first scan did not finish its analysis")
+	}
+
+	e.publishDB([]vulndbtest.Advisory{muslCVE, cve9}, dbBuilt2)
+	e.update()
+	v2 := e.db.Version()
+	go func() { r, err := e.scan(d); second <- result{r, err} }()
+	var b result
+	select {
+	case b = <-second:
+		close(release)
+	case <-time.After(10 * time.Second):
+		// It joined the first scan: let that one end.
+		close(release)
+		b = <-second
+	}
+	a := <-first
+	if a.err != nil || b.err != nil {
+		t.Fatalf("scans: %v, %v", a.err, b.err)
+	}
+	if a.r.DBVersion != v1 {
+		t.Errorf("first scan reports DB %q, want %q", a.r.DBVersion, v1)
+	}
+	if b.r.DBVersion != v2 || !hasFinding(b.r, cve9.ID) {
+		t.Errorf("scan requested after the swap reports DB %q with %+v; want %q with %s", b.r.DBVersion, b.r.Findings, v2, cve9.ID)
+	}
+	if r, ok := e.scanner.Cached(scan.Request{Image: d}); !ok || r.DBVersion != v2 {
+		t.Errorf("cached after the older scan ended: ok %v, report %+v; want the v2 report", ok, r)
+	}
+	des, _ := os.ReadDir(filepath.Join(e.cacheDir, "results"))
+	if len(des) != 1 || des[0].Name() != versionDir(v2) {
+		t.Errorf("result directories %v, want only v2's", des)
+	}
+}
+
+// cve9 is a HIGH musl advisory only the second DB of some tests has.
+var cve9 = vulndbtest.Advisory{ID: "CVE-2099-0009", Distro: vulndbtest.Alpine322, Package: "musl", FixedVersion: "1.2.6-r0", Severity: "HIGH"}
+
+func hasFinding(r *scan.Report, id string) bool {
+	for _, f := range r.Findings {
+		if f.ID == id {
+			return true
+		}
+	}
+	return false
 }

@@ -67,6 +67,34 @@ type DBOptions struct {
 	MaxDBSize int64
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// OnUpdate, when set, is called after every update attempt (by Run or
+	// Update) with its error, nil when it succeeded whether or not the DB
+	// changed. It runs on the updating goroutine, after the attempt's
+	// outcome is visible in Status; it must not call Update. Use it to
+	// count failures and successes in metrics.
+	OnUpdate func(err error)
+}
+
+// DBStatus is the state of the vulnerability DB and of its updates.
+type DBStatus struct {
+	// Version identifies the loaded DB build (see Version); "" when none.
+	Version string
+	// UpdatedAt is when the loaded DB was built; zero when none.
+	UpdatedAt time.Time
+	// Size is the size of the loaded trivy.db in bytes; 0 when none.
+	Size int64
+	// LastSuccess is when an update attempt last succeeded (the repository
+	// answered and the DB was current or replaced); zero if none has since
+	// the process started.
+	LastSuccess time.Time
+	// LastError is the stable message of the last attempt's failure, with
+	// no URL or credential; "" when it succeeded.
+	LastError string
+	// ConsecutiveFailures counts the failed attempts since the last
+	// success.
+	ConsecutiveFailures int
+	// TotalFailures counts every failed attempt since the process started.
+	TotalFailures int64
 }
 
 // DBManager owns the process-wide Trivy vulnerability DB: it loads it
@@ -84,9 +112,12 @@ type DBManager struct {
 
 	updateMu sync.Mutex // one update at a time
 
-	errMu     sync.Mutex
-	lastErr   error
-	lastCheck time.Time
+	errMu       sync.Mutex
+	lastErr     error
+	lastCheck   time.Time
+	lastSuccess time.Time
+	consecutive int
+	failures    int64
 
 	subMu sync.Mutex
 	subs  []chan string
@@ -98,6 +129,7 @@ type dbState struct {
 	dir     string
 	meta    dbMetadata
 	source  dbSource
+	size    int64 // of trivy.db
 }
 
 // dbMetadata is trivy-db's metadata.json.
@@ -221,7 +253,11 @@ func readState(dir string) (*dbState, error) {
 	if err := json.Unmarshal(b, &src); err != nil {
 		return nil, dbErr("CacheUnreadable", err)
 	}
-	return &dbState{version: versionOf(meta, src.LayerDigest), dir: dir, meta: meta, source: src}, nil
+	st := &dbState{version: versionOf(meta, src.LayerDigest), dir: dir, meta: meta, source: src}
+	if fi, err := os.Stat(filepath.Join(dir, dbFileName)); err == nil {
+		st.size = fi.Size()
+	}
+	return st, nil
 }
 
 // versionOf builds the DB version string: the build time from
@@ -301,6 +337,36 @@ func (m *DBManager) LastError() error {
 	return m.lastErr
 }
 
+// Status returns the DB's state and the outcome of its updates.
+func (m *DBManager) Status() DBStatus {
+	var st DBStatus
+	m.mu.RLock()
+	if m.current != nil {
+		st.Version, st.UpdatedAt, st.Size = m.current.version, m.current.meta.UpdatedAt, m.current.size
+	}
+	m.mu.RUnlock()
+	m.errMu.Lock()
+	defer m.errMu.Unlock()
+	st.LastSuccess = m.lastSuccess
+	st.LastError = stableError(m.lastErr)
+	st.ConsecutiveFailures = m.consecutive
+	st.TotalFailures = m.failures
+	return st
+}
+
+// DiskReserve is the room the DB needs on the cache volume, as
+// scan.DBReserve computes it: twice the loaded trivy.db, or MaxDBSize
+// while none is loaded.
+func (m *DBManager) DiskReserve() int64 {
+	m.mu.RLock()
+	var size int64
+	if m.current != nil {
+		size = m.current.size
+	}
+	m.mu.RUnlock()
+	return scan.DBReserve(size, m.opts.MaxDBSize)
+}
+
 // LastCheck is when the repository was last asked for a new DB
 // successfully.
 func (m *DBManager) LastCheck() time.Time {
@@ -378,12 +444,25 @@ func (m *DBManager) Run(ctx context.Context) {
 // Update checks the repositories for a DB build other than the loaded one
 // and, when there is one, downloads, verifies and swaps it in. It reports
 // whether the DB changed. On error the loaded DB stays in use and the
-// error is also kept for LastError.
+// error is also kept for LastError and Status. Every attempt is reported
+// to DBOptions.OnUpdate.
 func (m *DBManager) Update(ctx context.Context) (bool, error) {
 	m.updateMu.Lock()
 	defer m.updateMu.Unlock()
 	changed, err := m.update(ctx)
-	m.setErr(err)
+	m.errMu.Lock()
+	m.lastErr = err
+	if err != nil {
+		m.consecutive++
+		m.failures++
+	} else {
+		m.consecutive = 0
+		m.lastSuccess = m.opts.Now()
+	}
+	m.errMu.Unlock()
+	if m.opts.OnUpdate != nil {
+		m.opts.OnUpdate(err)
+	}
 	return changed, err
 }
 
@@ -437,6 +516,9 @@ func (m *DBManager) update(ctx context.Context) (bool, error) {
 		return false, dbErr("CacheUnwritable", err)
 	}
 	st := &dbState{version: versionOf(meta, src.LayerDigest), dir: final, meta: meta, source: src}
+	if fi, err := os.Stat(filepath.Join(final, dbFileName)); err == nil {
+		st.size = fi.Size()
+	}
 	if err := m.swap(st); err != nil {
 		_ = os.RemoveAll(final)
 		return false, err

@@ -4,7 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -163,6 +166,9 @@ func TestDBMirrorFailureKeepsOldDB(t *testing.T) {
 	}
 }
 
+// Scans running while the DB is swapped back and forth each report
+// findings of exactly the DB version they name: the two DBs differ by one
+// advisory that every image is affected by.
 func TestDBSwapDuringScans(t *testing.T) {
 	e := newEnv(t, []vulndbtest.Advisory{muslCVE}, func(_ *DBOptions, o *Options) { o.Concurrency = 4 })
 	var digests []string
@@ -171,15 +177,22 @@ func TestDBSwapDuringScans(t *testing.T) {
 		digests = append(digests, d.String())
 	}
 	// Build the artifacts up front; swaps then alternate between them.
+	// Only the second has cve9, which affects every image.
 	dirs := []string{t.TempDir(), t.TempDir()}
+	withCVE9 := map[string]bool{e.db.Version(): false}
 	for i, dir := range dirs {
 		advs := []vulndbtest.Advisory{muslCVE}
 		if i == 1 {
-			advs = append(advs, vulndbtest.Advisory{ID: "CVE-2099-0009", Distro: vulndbtest.Alpine322, Package: "musl", FixedVersion: "1.2.6-r0", Severity: "HIGH"})
+			advs = append(advs, cve9)
 		}
-		if _, err := vulndbtest.Build(dir, advs, dbBuilt1.Add(time.Duration(i+1)*time.Hour)); err != nil {
+		built := dbBuilt1.Add(time.Duration(i+1) * time.Hour)
+		if _, err := vulndbtest.Build(dir, advs, built); err != nil {
 			t.Fatal(err)
 		}
+		withCVE9[dbVersionOf(t, dir, built)] = i == 1
+	}
+	if len(withCVE9) != 3 {
+		t.Fatalf("DB versions %v are not distinct", withCVE9)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -187,6 +200,7 @@ func TestDBSwapDuringScans(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
 	var scans int
+	seen := map[string]int{}
 	var mu sync.Mutex
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
@@ -202,12 +216,19 @@ func TestDBSwapDuringScans(t *testing.T) {
 					}
 					return
 				}
-				if r.DBVersion == "" {
-					errs <- errors.New("empty DB version")
+				want, known := withCVE9[r.DBVersion]
+				switch {
+				case !known:
+					errs <- fmt.Errorf("report names DB version %q, not one of the DBs published", r.DBVersion)
+					return
+				case hasFinding(r, cve9.ID) != want:
+					errs <- fmt.Errorf("report of %s under DB %q has findings %+v: %s present %v, want %v",
+						d.DigestStr(), r.DBVersion, r.Findings, cve9.ID, !want, want)
 					return
 				}
 				mu.Lock()
 				scans++
+				seen[r.DBVersion]++
 				mu.Unlock()
 			}
 		}()
@@ -225,9 +246,70 @@ func TestDBSwapDuringScans(t *testing.T) {
 	for err := range errs {
 		t.Errorf("scan during swaps: %v", err)
 	}
-	t.Logf("%d scans during 6 swaps", scans)
+	t.Logf("%d scans during 6 swaps, by DB version: %v", scans, seen)
 	if scans == 0 {
 		t.Error("no scan completed")
+	}
+}
+
+// dbVersionOf is the version string the DB built in dir gets once pushed.
+func dbVersionOf(t *testing.T, dir string, built time.Time) string {
+	t.Helper()
+	layer, err := vulndbtest.Layer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(layer)
+	return versionOf(dbMetadata{UpdatedAt: built}, "sha256:"+hex.EncodeToString(sum[:]))
+}
+
+func TestDBStatusCountsFailures(t *testing.T) {
+	var mu sync.Mutex
+	var attempts []error
+	now := dbBuilt1.Add(time.Hour)
+	e := newEnv(t, []vulndbtest.Advisory{muslCVE}, func(o *DBOptions, _ *Options) {
+		o.Now = func() time.Time { return now }
+		o.OnUpdate = func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			attempts = append(attempts, err)
+		}
+	})
+	st := e.db.Status()
+	if st.Version != e.db.Version() || !st.UpdatedAt.Equal(dbBuilt1) || st.Size <= 0 || !st.LastSuccess.Equal(now) ||
+		st.LastError != "" || st.ConsecutiveFailures != 0 || st.TotalFailures != 0 {
+		t.Errorf("status after a good update: %+v", st)
+	}
+	if e.db.DiskReserve() != 2*st.Size {
+		t.Errorf("DiskReserve = %d, want twice the DB's %d bytes", e.db.DiskReserve(), st.Size)
+	}
+
+	e.reg.FailWith("/v2/aquasec/trivy-db/", http.StatusForbidden, -1)
+	for i := 0; i < 2; i++ {
+		if _, err := e.db.Update(context.Background()); err == nil {
+			t.Fatal("update succeeded against a refusing mirror")
+		}
+	}
+	st = e.db.Status()
+	want := "vulnerability database update failed: RegistryUnavailable: reaching the DB repository: registry denied access (HTTP 403)"
+	if st.ConsecutiveFailures != 2 || st.TotalFailures != 2 || st.LastError != want || !st.LastSuccess.Equal(now) {
+		t.Errorf("status after two failures: %+v; want LastError %q", st, want)
+	}
+	if strings.Contains(st.LastError, "127.0.0.1") || strings.Contains(st.LastError, "http") {
+		t.Errorf("LastError leaks the address: %q", st.LastError)
+	}
+
+	e.reg.ClearFaults()
+	now = now.Add(time.Hour)
+	e.update()
+	st = e.db.Status()
+	if st.ConsecutiveFailures != 0 || st.TotalFailures != 2 || st.LastError != "" || !st.LastSuccess.Equal(now) {
+		t.Errorf("status after recovery: %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(attempts) != 4 || attempts[0] != nil || attempts[1] == nil || attempts[2] == nil || attempts[3] != nil {
+		t.Errorf("OnUpdate saw %v, want nil, error, error, nil", attempts)
 	}
 }
 

@@ -2,11 +2,11 @@ package trivy
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
-	"sync/atomic"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -75,23 +75,24 @@ type platformImage struct {
 }
 
 // resolveImages fetches the manifest (or index) of req.Image and returns
-// the platform images to scan, each checked against the limits. Layers are
-// not downloaded.
+// the platform images to scan, each checked against the limits, with
+// their manifests and configs fetched. Layers are not downloaded.
+// Registry failures come back as *scan.Error saying what failed.
 func resolveImages(ctx context.Context, req scan.Request, filter []string, limits Limits, opts []remote.Option) ([]platformImage, error) {
 	desc, err := remote.Get(req.Image, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("fetching manifest: %w", err)
+		return nil, classifyRegistry("fetching the manifest", err)
 	}
 	repo := req.Image.Context()
 	var out []platformImage
 	if desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return nil, fmt.Errorf("reading index: %w", err)
+			return nil, invalidImage("reading the index", err)
 		}
 		im, err := idx.IndexManifest()
 		if err != nil {
-			return nil, fmt.Errorf("reading index: %w", err)
+			return nil, invalidImage("reading the index", err)
 		}
 		for _, d := range im.Manifests {
 			if !d.MediaType.IsImage() || registry.IsAttestation(d) || d.Platform == nil {
@@ -103,7 +104,7 @@ func resolveImages(ctx context.Context, req scan.Request, filter []string, limit
 			}
 			img, err := idx.Image(d.Digest)
 			if err != nil {
-				return nil, fmt.Errorf("reading image for %s: %w", p, err)
+				return nil, classifyRegistry("fetching the manifest for "+p, err)
 			}
 			out = append(out, platformImage{platform: p, digest: repo.Digest(d.Digest.String()), image: img})
 		}
@@ -113,11 +114,11 @@ func resolveImages(ctx context.Context, req scan.Request, filter []string, limit
 	} else {
 		img, err := desc.Image()
 		if err != nil {
-			return nil, fmt.Errorf("reading image: %w", err)
+			return nil, invalidImage("reading the manifest", err)
 		}
 		cf, err := img.ConfigFile()
 		if err != nil {
-			return nil, fmt.Errorf("reading image config: %w", err)
+			return nil, classifyRegistry("fetching the image config", err)
 		}
 		p := registry.PlatformString(cf.OS, cf.Architecture, cf.Variant)
 		out = append(out, platformImage{platform: p, digest: req.Image, image: img})
@@ -125,58 +126,76 @@ func resolveImages(ctx context.Context, req scan.Request, filter []string, limit
 	for _, pi := range out {
 		m, err := pi.image.Manifest()
 		if err != nil {
-			return nil, fmt.Errorf("reading manifest for %s: %w", pi.platform, err)
+			return nil, classifyRegistry("fetching the manifest for "+pi.platform, err)
 		}
 		if err := limits.check(pi.platform, m); err != nil {
 			return nil, err
+		}
+		// Fetched now, so that the analysis finds it at hand.
+		if _, err := pi.image.RawConfigFile(); err != nil {
+			return nil, classifyRegistry("fetching the image config for "+pi.platform, err)
 		}
 	}
 	slices.SortFunc(out, func(a, b platformImage) int { return strings.Compare(a.platform, b.platform) })
 	return out, nil
 }
 
-// trivyImage adapts a registry image to Trivy's image interface and counts
-// the layers whose content is read.
+// trivyImage adapts a registry image to Trivy's image interface for the
+// analysis, which runs under analysersMu and so must not touch the
+// network: the ID and config are read beforehand, and the only layers it
+// hands out are those downloaded to the spool.
 type trivyImage struct {
 	v1.Image
-	ref       name.Digest
-	downloads *atomic.Int64
+	ref    name.Digest
+	id     string
+	config *v1.ConfigFile
+
+	mu      sync.Mutex
+	spooled map[v1.Hash]v1.Layer // by diffID
+}
+
+// errNotSpooled says the analysis asked for a layer not downloaded
+// beforehand; it never fetches one itself.
+var errNotSpooled = errors.New("layer was not downloaded before the analysis")
+
+func newTrivyImage(pi platformImage) (*trivyImage, error) {
+	h, err := pi.image.ConfigName()
+	if err != nil {
+		return nil, classifyRegistry("fetching the image config for "+pi.platform, err)
+	}
+	cf, err := pi.image.ConfigFile()
+	if err != nil {
+		return nil, classifyRegistry("fetching the image config for "+pi.platform, err)
+	}
+	return &trivyImage{Image: pi.image, ref: pi.digest, id: h.String(), config: cf, spooled: map[v1.Hash]v1.Layer{}}, nil
 }
 
 func (t *trivyImage) Name() string { return t.ref.String() }
 
 // ID is the config digest, as Trivy defines an image ID.
-func (t *trivyImage) ID() (string, error) {
-	h, err := t.Image.ConfigName()
-	if err != nil {
-		return "", err
-	}
-	return h.String(), nil
-}
+func (t *trivyImage) ID() (string, error) { return t.id, nil }
+
+func (t *trivyImage) ConfigFile() (*v1.ConfigFile, error) { return t.config.DeepCopy(), nil }
 
 func (t *trivyImage) RepoTags() []string    { return nil }
 func (t *trivyImage) RepoDigests() []string { return []string{t.ref.String()} }
 
 func (t *trivyImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
-	l, err := t.Image.LayerByDiffID(h)
-	if err != nil {
-		return nil, err
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l, ok := t.spooled[h]; ok {
+		return l, nil
 	}
-	return &countedLayer{Layer: l, downloads: t.downloads}, nil
+	return nil, fmt.Errorf("%w: %s", errNotSpooled, h)
 }
 
-// countedLayer counts each opening of a layer's content.
-type countedLayer struct {
-	v1.Layer
-	downloads *atomic.Int64
+func (t *trivyImage) setSpooled(m map[v1.Hash]v1.Layer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.spooled = m
 }
 
-func (l *countedLayer) Uncompressed() (io.ReadCloser, error) {
-	l.downloads.Add(1)
-	return l.Layer.Uncompressed()
-}
-
-func (l *countedLayer) Compressed() (io.ReadCloser, error) {
-	l.downloads.Add(1)
-	return l.Layer.Compressed()
+// invalidImage is an image whose manifest or index cannot be read.
+func invalidImage(op string, err error) error {
+	return &scan.Error{Kind: scan.KindInvalid, Message: op + ": malformed", Err: err}
 }

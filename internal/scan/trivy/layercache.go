@@ -76,6 +76,14 @@ func fileKey(prefix, key string) string {
 	return prefix + strings.NewReplacer(":", "-", "/", "_").Replace(key) + ".json"
 }
 
+// setMax changes the bound and evicts to fit it.
+func (c *layerCache) setMax(n int64) {
+	c.mu.Lock()
+	c.maxBytes = n
+	c.mu.Unlock()
+	c.evict()
+}
+
 // Size is the number of bytes the cache holds.
 func (c *layerCache) Size() int64 {
 	c.mu.Lock()

@@ -7,27 +7,42 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/plinth-dev/plinth/internal/scan"
 )
 
 // resultCache keeps reports by (digest, platforms, DB version): the most
-// recent ones in memory (bounded in count and bytes), all of the current DB
-// version on disk as one JSON
-// file each, so a restart under an unchanged DB rescans nothing. Reports of
-// other DB versions are dropped when a report of a new version is stored.
+// recent ones in memory (bounded in count and bytes), and those of the
+// current DB version on disk as one JSON file each (bounded in bytes,
+// oldest deleted first), so a restart under an unchanged DB rescans
+// nothing.
+//
+// Only reports of the current DB version are stored. When the DB version
+// changes, the reports of every other version are dropped; a report of
+// another version (a scan that began before a swap and ended after it) is
+// handed to its callers but never stored, so it cannot evict the reports
+// of the current version.
 type resultCache struct {
 	dir      string
 	maxMem   int
 	maxBytes int64
+	current  func() string // the DB version in use
 
-	mu      sync.Mutex
-	lru     *list.List // of *memEntry, most recent first
-	byKey   map[string]*list.Element
-	bytes   int64  // approximate size of the reports in memory
-	version string // DB version of the last stored report
+	mu    sync.Mutex
+	lru   *list.List // of *memEntry, most recent first
+	byKey map[string]*list.Element
+	bytes int64 // approximate size of the reports in memory
+
+	// diskMu serialises changes to the files, and guards what follows.
+	diskMu    sync.Mutex
+	version   string // DB version whose reports are on disk
+	diskMax   int64  // <= 0: unbounded
+	diskBytes int64
+	files     map[string]diskEntry // path → entry, of version's directory
 }
 
 type memEntry struct {
@@ -35,11 +50,17 @@ type memEntry struct {
 	report *scan.Report
 }
 
-func newResultCache(dir string, maxMem int, maxBytes int64) (*resultCache, error) {
+type diskEntry struct {
+	size    int64
+	written time.Time
+}
+
+func newResultCache(dir string, maxMem int, maxBytes int64, current func() string) (*resultCache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	return &resultCache{dir: dir, maxMem: maxMem, maxBytes: maxBytes, lru: list.New(), byKey: map[string]*list.Element{}}, nil
+	return &resultCache{dir: dir, maxMem: maxMem, maxBytes: maxBytes, current: current,
+		lru: list.New(), byKey: map[string]*list.Element{}, files: map[string]diskEntry{}}, nil
 }
 
 // reportSize approximates the memory a report holds.
@@ -85,22 +106,105 @@ func (c *resultCache) get(key, dbVersion string) (*scan.Report, bool, bool) {
 	return cloneReport(&r), true, true
 }
 
-func (c *resultCache) put(key string, r *scan.Report) error {
-	c.remember(key, cloneReport(r))
-	c.mu.Lock()
-	newVersion := c.version != r.DBVersion
-	c.version = r.DBVersion
-	c.mu.Unlock()
-	if newVersion {
-		c.dropOtherVersions(r.DBVersion)
+// put stores r if it was made under the current DB version, and reports
+// whether it did.
+func (c *resultCache) put(key string, r *scan.Report) (bool, error) {
+	c.diskMu.Lock()
+	defer c.diskMu.Unlock()
+	if r.DBVersion == "" || r.DBVersion != c.current() {
+		return false, nil
 	}
+	c.setVersionLocked(r.DBVersion)
+	c.remember(key, cloneReport(r))
 
 	p := c.path(key, r.DBVersion)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+		return false, err
 	}
-	_, err := writeJSONAtomic(p, r)
-	return err
+	n, err := writeJSONAtomic(p, r)
+	if err != nil {
+		return false, err
+	}
+	c.diskBytes += n - c.files[p].size
+	c.files[p] = diskEntry{size: n, written: time.Now()}
+	c.pruneLocked()
+	return true, nil
+}
+
+// setVersion makes v the DB version whose reports are kept; the reports
+// of every other version are deleted.
+func (c *resultCache) setVersion(v string) {
+	c.diskMu.Lock()
+	defer c.diskMu.Unlock()
+	c.setVersionLocked(v)
+	c.pruneLocked()
+}
+
+// setDiskMax bounds the bytes of reports on disk.
+func (c *resultCache) setDiskMax(n int64) {
+	c.diskMu.Lock()
+	defer c.diskMu.Unlock()
+	c.diskMax = n
+	c.pruneLocked()
+}
+
+// diskSize is the bytes of reports on disk.
+func (c *resultCache) diskSize() int64 {
+	c.diskMu.Lock()
+	defer c.diskMu.Unlock()
+	return c.diskBytes
+}
+
+func (c *resultCache) setVersionLocked(v string) {
+	if v == c.version {
+		return
+	}
+	c.version = v
+	c.dropOtherVersions(v)
+	// Index the reports of v a previous process left.
+	c.files, c.diskBytes = map[string]diskEntry{}, 0
+	dir := filepath.Join(c.dir, versionDir(v))
+	des, _ := os.ReadDir(dir)
+	for _, de := range des {
+		info, err := de.Info()
+		if err != nil || de.IsDir() {
+			continue
+		}
+		p := filepath.Join(dir, de.Name())
+		if strings.HasPrefix(de.Name(), ".tmp") {
+			_ = os.Remove(p)
+			continue
+		}
+		c.files[p] = diskEntry{size: info.Size(), written: info.ModTime()}
+		c.diskBytes += info.Size()
+	}
+}
+
+// pruneLocked deletes the oldest reports until the rest fit diskMax.
+func (c *resultCache) pruneLocked() {
+	if c.diskMax <= 0 || c.diskBytes <= c.diskMax {
+		return
+	}
+	paths := make([]string, 0, len(c.files))
+	for p := range c.files {
+		paths = append(paths, p)
+	}
+	slices.SortFunc(paths, func(a, b string) int {
+		if d := c.files[a].written.Compare(c.files[b].written); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	for _, p := range paths {
+		if c.diskBytes <= c.diskMax {
+			break
+		}
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			continue
+		}
+		c.diskBytes -= c.files[p].size
+		delete(c.files, p)
+	}
 }
 
 func (c *resultCache) remember(key string, r *scan.Report) {

@@ -21,7 +21,6 @@ import (
 	"github.com/aquasecurity/trivy/pkg/fanal/analyzer"
 	"github.com/aquasecurity/trivy/pkg/fanal/applier"
 	"github.com/aquasecurity/trivy/pkg/fanal/artifact"
-	artifactimage "github.com/aquasecurity/trivy/pkg/fanal/artifact/image"
 	ftypes "github.com/aquasecurity/trivy/pkg/fanal/types"
 	trivylog "github.com/aquasecurity/trivy/pkg/log"
 	"github.com/aquasecurity/trivy/pkg/sbom/cyclonedx"
@@ -43,9 +42,9 @@ const trivyVersion = "0.74.0"
 // Defaults of Options.
 const (
 	DefaultConcurrency     = 2
-	DefaultLayerCacheBytes = int64(1) << 30
 	DefaultResultsInMemory = 1024
 	DefaultResultBytes     = int64(64) << 20
+	DefaultScanTimeout     = 10 * time.Minute
 )
 
 // Options configure a Scanner.
@@ -57,8 +56,19 @@ type Options struct {
 	CacheDir string
 	// Limits bound the images scanned.
 	Limits Limits
-	// LayerCacheBytes bounds the layer analysis cache on disk. Default 1 GiB.
+	// CacheMaxBytes bounds everything plinth keeps on the cache volume:
+	// the vulnerability DB, the layers being downloaded, the layer analysis
+	// cache and the persisted reports, shared as scan.BudgetSplit says
+	// (with scan.DBReserve of the loaded DB). The shares are computed again
+	// when the DB changes. Default scan.DefaultCacheMaxBytes (4 GiB), the
+	// sizeLimit of the manager's cache volume.
+	CacheMaxBytes int64
+	// LayerCacheBytes, when positive, bounds the layer analysis cache
+	// instead of its share of CacheMaxBytes (tests use it).
 	LayerCacheBytes int64
+	// ScanTimeout bounds each scan from the moment it gets a slot, whatever
+	// the caller's context says. Default 10m.
+	ScanTimeout time.Duration
 	// Concurrency is how many scans may run at once. Default 2.
 	Concurrency int
 	// ResultsInMemory is how many reports are kept in memory; all reports
@@ -98,14 +108,27 @@ type Stats struct {
 // Scanner scans images in-process with Trivy. It is safe for
 // concurrent use.
 type Scanner struct {
-	db      *DBManager
-	limits  Limits
-	layers  *layerCache
-	results *resultCache
-	service local.Service
-	now     func() time.Time
-	sem     chan struct{}
-	group   singleflight.Group
+	db       *DBManager
+	limits   Limits
+	layers   *layerCache
+	results  *resultCache
+	spool    *spool
+	service  local.Service
+	now      func() time.Time
+	sem      chan struct{}
+	group    singleflight.Group
+	timeout  time.Duration
+	progress scan.Progress
+
+	budgetMu      sync.Mutex
+	budgetTotal   int64
+	budgetVersion string // DB version the shares were computed for
+	budget        scan.DiskBudget
+	fixedLayers   int64
+
+	// scanned, when set, is called with each report computed, before it
+	// is stored (tests).
+	scanned func(*scan.Report)
 
 	scans, hits, diskHits, shared, downloads, failures atomic.Int64
 }
@@ -122,8 +145,11 @@ func NewScanner(o Options) (*Scanner, error) {
 	if o.CacheDir == "" {
 		return nil, errors.New("scanner needs a cache directory")
 	}
-	if o.LayerCacheBytes <= 0 {
-		o.LayerCacheBytes = DefaultLayerCacheBytes
+	if o.CacheMaxBytes <= 0 {
+		o.CacheMaxBytes = scan.DefaultCacheMaxBytes
+	}
+	if o.ScanTimeout <= 0 {
+		o.ScanTimeout = DefaultScanTimeout
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
@@ -139,24 +165,78 @@ func NewScanner(o Options) (*Scanner, error) {
 	}
 	logOnce.Do(func() { installTrivyLogger(o.LogHandler) })
 
-	lc, err := newLayerCache(filepath.Join(o.CacheDir, "layers"), o.LayerCacheBytes, o.Now)
+	lc, err := newLayerCache(filepath.Join(o.CacheDir, "layers"), 1, o.Now)
 	if err != nil {
 		return nil, err
 	}
-	rc, err := newResultCache(filepath.Join(o.CacheDir, "results"), o.ResultsInMemory, o.ResultBytesInMemory)
+	rc, err := newResultCache(filepath.Join(o.CacheDir, "results"), o.ResultsInMemory, o.ResultBytesInMemory, o.DB.Version)
 	if err != nil {
 		return nil, fmt.Errorf("creating result cache: %w", err)
 	}
-	return &Scanner{
-		db:      o.DB,
-		limits:  o.Limits.withDefaults(),
-		layers:  lc,
-		results: rc,
-		service: local.NewService(applier.NewApplier(lc), ospkg.NewScanner(), langpkg.NewScanner(), vulnerability.NewClient(trivydb.Config{})),
-		now:     o.Now,
-		sem:     make(chan struct{}, o.Concurrency),
-	}, nil
+	sp, err := newSpool(filepath.Join(o.CacheDir, "spool"), 0)
+	if err != nil {
+		return nil, err
+	}
+	s := &Scanner{
+		db:          o.DB,
+		limits:      o.Limits.withDefaults(),
+		layers:      lc,
+		results:     rc,
+		spool:       sp,
+		service:     local.NewService(applier.NewApplier(lc), ospkg.NewScanner(), langpkg.NewScanner(), vulnerability.NewClient(trivydb.Config{})),
+		now:         o.Now,
+		sem:         make(chan struct{}, o.Concurrency),
+		timeout:     o.ScanTimeout,
+		budgetTotal: o.CacheMaxBytes,
+		fixedLayers: o.LayerCacheBytes,
+	}
+	s.rebudget(o.DB.Version())
+	return s, nil
 }
+
+// Budget returns the current shares of the cache volume.
+func (s *Scanner) Budget() scan.DiskBudget {
+	s.budgetMu.Lock()
+	defer s.budgetMu.Unlock()
+	return s.budget
+}
+
+// rebudget computes the shares of the cache volume for DB version v, if
+// they were computed for another, and applies them: the spool and the
+// layer cache get their bounds, persisted reports of other DB versions
+// are deleted and those of v are kept within theirs.
+func (s *Scanner) rebudget(v string) {
+	s.budgetMu.Lock()
+	defer s.budgetMu.Unlock()
+	if v == s.budgetVersion && s.budget != (scan.DiskBudget{}) {
+		return
+	}
+	b, err := scan.BudgetSplit(s.budgetTotal, s.db.DiskReserve())
+	if err != nil && v != "" {
+		slog.Default().Warn("Cache volume budget leaves no room for scans", "err", err)
+	}
+	s.budget, s.budgetVersion = b, v
+	layers := b.Layers
+	if s.fixedLayers > 0 {
+		layers = s.fixedLayers
+	}
+	s.layers.setMax(max(layers, 1))
+	s.spool.setCapacity(b.Spool)
+	s.results.setDiskMax(b.Results)
+	if v != "" {
+		s.results.setVersion(v)
+	}
+}
+
+// Health returns an error when scans are pending (waiting for a slot or
+// running) and none has made progress (finished, or read layer bytes)
+// for longer than maxStall at now. Serve it as a health check.
+func (s *Scanner) Health(now time.Time, maxStall time.Duration) error {
+	return s.progress.Health(now, maxStall)
+}
+
+// advance records n layer bytes read.
+func (s *Scanner) advance(int) { s.progress.Advance(s.now()) }
 
 // installTrivyLogger replaces Trivy's buffering default logger.
 func installTrivyLogger(h slog.Handler) {
@@ -199,7 +279,10 @@ func (s *Scanner) Cached(req scan.Request) (*scan.Report, bool) {
 
 // Scan returns the report of req.Image under the current DB, from the
 // cache when this digest was already scanned under this DB version.
-// Concurrent requests for the same digest share one scan.
+// Concurrent requests for the same digest under the same DB version share
+// one scan, which runs for at most ScanTimeout once it has a slot, even if
+// every caller has gone. Failures are *scan.Error (see scan.KindOf),
+// except ErrDBUnavailable, *scan.LimitError and ErrNoMatchingPlatform.
 func (s *Scanner) Scan(ctx context.Context, req scan.Request) (*scan.Report, error) {
 	filter, err := registry.ParsePlatforms(req.Platforms)
 	if err != nil {
@@ -218,34 +301,58 @@ func (s *Scanner) Scan(ctx context.Context, req scan.Request) (*scan.Report, err
 		return r, nil
 	}
 
-	flightKey := req.Image.String() + "|" + strings.Join(filter, ",")
-	v, err, shared := s.group.Do(flightKey, func() (any, error) {
-		select {
-		case s.sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		defer func() { <-s.sem }()
-		return s.scan(ctx, req, filter)
+	// The DB version is part of the key: a request made after a DB swap
+	// never joins a scan started before it.
+	flightKey := req.Image.String() + "|" + strings.Join(filter, ",") + "|" + version
+	ch := s.group.DoChan(flightKey, func() (any, error) {
+		return s.run(context.WithoutCancel(ctx), req, filter)
 	})
-	if shared {
-		s.shared.Add(1)
+	select {
+	case res := <-ch:
+		if res.Shared {
+			s.shared.Add(1)
+		}
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return cloneReport(res.Val.(*scan.Report)), nil
+	case <-ctx.Done():
+		return nil, &scan.Error{Kind: scan.KindUnavailable, Message: "scan abandoned: " + ctx.Err().Error(), Err: ctx.Err()}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return cloneReport(v.(*scan.Report)), nil
+}
+
+// run waits for a slot and scans within the scan deadline.
+func (s *Scanner) run(ctx context.Context, req scan.Request, filter []string) (*scan.Report, error) {
+	s.progress.Start(s.now())
+	defer func() { s.progress.Finish(s.now()) }()
+	s.sem <- struct{}{}
+	defer func() { <-s.sem }()
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.scan(ctx, req, filter)
 }
 
 func (s *Scanner) scan(ctx context.Context, req scan.Request, filter []string) (*scan.Report, error) {
+	s.rebudget(s.db.Version())
 	r, err := s.scanUncached(ctx, req, filter)
 	if err != nil {
 		s.failures.Add(1)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			msg := fmt.Sprintf("scan did not finish within %s", s.timeout)
+			var se *scan.Error
+			if errors.As(err, &se) {
+				msg += ": " + se.Message
+			}
+			return nil, &scan.Error{Kind: scan.KindUnavailable, Message: msg, Err: err}
+		}
 		return nil, err
 	}
 	s.scans.Add(1)
+	if s.scanned != nil {
+		s.scanned(r)
+	}
 	key := cacheKey(req.Image.DigestStr(), filter, r.DBVersion)
-	if err := s.results.put(key, r); err != nil {
+	if _, err := s.results.put(key, r); err != nil {
 		// The report is still good; only a later restart will rescan.
 		slog.Default().Warn("Failed to persist scan result", "err", err)
 	}
@@ -263,7 +370,7 @@ func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []s
 	}
 	puller, err := remote.NewPuller(ropts...)
 	if err != nil {
-		return nil, err
+		return nil, internalErr("preparing registry access", err)
 	}
 	ropts = append(ropts, remote.Reuse(puller))
 
@@ -278,7 +385,7 @@ func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []s
 	for i, pi := range images {
 		refs[i], err = s.analyse(ctx, pi)
 		if err != nil {
-			return nil, fmt.Errorf("analysing %s: %w", pi.platform, err)
+			return nil, err
 		}
 	}
 
@@ -297,7 +404,7 @@ func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []s
 	for i, pi := range images {
 		resp, err := s.service.Scan(ctx, refs[i].Name, refs[i].ID, refs[i].BlobIDs, scanOptions)
 		if err != nil {
-			return nil, fmt.Errorf("scanning %s: %w", pi.platform, err)
+			return nil, internalErr("matching the packages of "+pi.platform+" against the DB", err)
 		}
 		report.Platforms = append(report.Platforms, pi.platform)
 		for _, res := range resp.Results {
@@ -326,7 +433,7 @@ func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []s
 		if i == 0 {
 			report.SBOM, err = sbomOf(ctx, refs[i], resp)
 			if err != nil {
-				return nil, fmt.Errorf("writing SBOM for %s: %w", pi.platform, err)
+				return nil, internalErr("writing the SBOM of "+pi.platform, err)
 			}
 		}
 	}
@@ -363,40 +470,6 @@ var disabledAnalyzers = slices.Concat(
 	},
 	analyzer.TypeConfigFiles,
 )
-
-// analysersMu works around shared state in Trivy: its analysers are
-// process-wide singletons, and building an artifact calls Init on some of
-// them (dpkg licenses, Python eggs), writing fields that running analyses
-// read. Building takes the lock for writing, analysing for reading, so
-// analyses run concurrently but never while an artifact is being built.
-var analysersMu sync.RWMutex
-
-// analyse runs Trivy's analysers over the layers of one image that are
-// not in the layer cache yet, and returns the keys to apply.
-func (s *Scanner) analyse(ctx context.Context, pi platformImage) (artifact.Reference, error) {
-	img := &trivyImage{Image: pi.image, ref: pi.digest, downloads: &s.downloads}
-	analysersMu.Lock()
-	art, err := artifactimage.NewArtifact(img, s.layers, artifact.Option{
-		DisabledAnalyzers: disabledAnalyzers,
-		// Looks up SBOMs of unpackaged binaries in Rekor: network, off.
-		DisabledHandlers: []ftypes.HandlerType{ftypes.UnpackagedPostHandler},
-		Offline:          true,
-		NoProgress:       true,
-		Parallel:         2,
-	})
-	analysersMu.Unlock()
-	if err != nil {
-		return artifact.Reference{}, err
-	}
-	analysersMu.RLock()
-	ref, err := art.Inspect(ctx)
-	analysersMu.RUnlock()
-	if err != nil {
-		return artifact.Reference{}, err
-	}
-	_ = art.Clean(ref)
-	return ref, nil
-}
 
 // sbomOf writes a CycloneDX JSON document of the packages found.
 func sbomOf(ctx context.Context, ref artifact.Reference, resp types.ScanResponse) ([]byte, error) {
