@@ -22,4 +22,10 @@
 //     share a scan.
 //   - Image limits (layer count, layer size, total size) are checked from
 //     the manifests before any layer is downloaded.
+//   - Missing layers are downloaded to a bounded spool before Trivy
+//     analyses them, so no network I/O happens under the lock that keeps
+//     Trivy's shared analysers race-free; each scan has a deadline.
+//   - One bound, the cache volume's size, is shared between the DB (twice
+//     its size, for a download beside it), the spool, the layer cache and
+//     the persisted reports (see scan.BudgetSplit).
 package trivy
