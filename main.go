@@ -5,18 +5,22 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -30,6 +34,7 @@ import (
 	"github.com/plinth-dev/plinth/controllers"
 	"github.com/plinth-dev/plinth/internal/metrics"
 	"github.com/plinth-dev/plinth/internal/registry"
+	"github.com/plinth-dev/plinth/internal/scan"
 	"github.com/plinth-dev/plinth/internal/scan/trivy"
 )
 
@@ -65,6 +70,9 @@ type options struct {
 	maxLayerBytes   int64
 	maxImageBytes   int64
 	layerCacheBytes int64
+	cacheMaxBytes   int64
+	scanTimeout     time.Duration
+	scanStall       time.Duration
 }
 
 func main() {
@@ -94,7 +102,10 @@ func main() {
 	flag.IntVar(&o.maxLayers, "scan-max-layers", 128, "Images with more layers per platform are not scanned (LayerLimitExceeded).")
 	flag.Int64Var(&o.maxLayerBytes, "scan-max-layer-bytes", 2<<30, "Images with a larger compressed layer are not scanned (LayerLimitExceeded).")
 	flag.Int64Var(&o.maxImageBytes, "scan-max-image-bytes", 8<<30, "Images whose compressed layers add up to more, per platform, are not scanned (LayerLimitExceeded).")
-	flag.Int64Var(&o.layerCacheBytes, "layer-cache-bytes", 1<<30, "Bound of the on-disk cache of analysed layers.")
+	flag.Int64Var(&o.cacheMaxBytes, "cache-max-bytes", scan.DefaultCacheMaxBytes, "Bound of everything on the cache volume: the vulnerability DB with room for one download, the layer download spool, the cache of analysed layers and the scan results. Match the volume's size.")
+	flag.Int64Var(&o.layerCacheBytes, "layer-cache-bytes", 0, "Bound of the on-disk cache of analysed layers; 0 takes its share of --cache-max-bytes.")
+	flag.DurationVar(&o.scanTimeout, "scan-timeout", trivy.DefaultScanTimeout, "Deadline of one scan, counted from when it gets a slot.")
+	flag.DurationVar(&o.scanStall, "scan-stall-timeout", 15*time.Minute, "/healthz fails when scans are pending and none made progress for this long; keep it above --scan-timeout.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -144,9 +155,10 @@ func run(o options) error {
 	}
 	ctx := ctrl.SetupSignalHandler()
 
+	recorder := mgr.GetEventRecorder("plinth")
 	var scanning *controllers.Scanning
 	if o.scanning {
-		if scanning, err = setupScanning(mgr, o); err != nil {
+		if scanning, err = setupScanning(mgr, o, recorder); err != nil {
 			return err
 		}
 	}
@@ -154,7 +166,6 @@ func run(o options) error {
 	if err := controllers.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	recorder := mgr.GetEventRecorder("plinth")
 	if err := (&controllers.ImagePolicyReconciler{Client: mgr.GetClient(), Recorder: recorder}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -170,6 +181,7 @@ func run(o options) error {
 		return err
 	}
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
+
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 
 	ctrl.Log.WithName("setup").Info("Starting plinth", "scanning", o.scanning)
@@ -178,12 +190,19 @@ func run(o options) error {
 
 // setupScanning opens the vulnerability DB and the scanner on the cache
 // directory and keeps the DB up to date while the manager runs.
-func setupScanning(mgr manager.Manager, o options) (*controllers.Scanning, error) {
+func setupScanning(mgr manager.Manager, o options, recorder events.EventRecorder) (*controllers.Scanning, error) {
+	// DB updates are counted, and their failures raised as Events on the
+	// operator's Pod (named by the Deployment through the downward API).
+	dbHealth := &controllers.VulnDBHealth{Recorder: recorder, Describe: describeDBError}
+	if name, ns := os.Getenv("POD_NAME"), os.Getenv("POD_NAMESPACE"); name != "" && ns != "" {
+		dbHealth.Regarding = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	}
 	dbo := trivy.DBOptions{
-		Repositories:   strings.Split(o.dbRepositories, ","),
+		Repositories:   splitList(o.dbRepositories),
 		CacheDir:       filepath.Join(o.cacheDir, "db"),
 		Insecure:       o.dbInsecure,
 		UpdateInterval: o.dbInterval,
+		OnUpdate:       func(err error) { dbHealth.Observe(err, time.Now()) },
 	}
 	if o.dbCAFile != "" {
 		pem, err := os.ReadFile(o.dbCAFile)
@@ -217,7 +236,9 @@ func setupScanning(mgr manager.Manager, o options) (*controllers.Scanning, error
 		DB:              db,
 		CacheDir:        filepath.Join(o.cacheDir, "scans"),
 		Concurrency:     o.scanConcurrency,
+		CacheMaxBytes:   o.cacheMaxBytes,
 		LayerCacheBytes: o.layerCacheBytes,
+		ScanTimeout:     o.scanTimeout,
 		Limits:          trivy.Limits{MaxLayers: o.maxLayers, MaxLayerSize: o.maxLayerBytes, MaxTotalSize: o.maxImageBytes},
 		LogHandler:      slog.DiscardHandler,
 	})
@@ -232,13 +253,30 @@ func setupScanning(mgr manager.Manager, o options) (*controllers.Scanning, error
 	}}); err != nil {
 		return nil, err
 	}
+	// A scanner that stopped making progress is restarted.
+	if err := mgr.AddHealthzCheck("scans", func(*http.Request) error {
+		return scanner.Health(time.Now(), o.scanStall)
+	}); err != nil {
+		return nil, err
+	}
+	dbHealth.Metrics = metrics.New(ctrlmetrics.Registry, db.UpdatedAt)
 	return &controllers.Scanning{
 		Scanner:  scanner,
 		DB:       db,
 		MaxDBAge: o.dbMaxAge,
 		Updates:  db.Subscribe(),
-		Metrics:  metrics.New(ctrlmetrics.Registry, db.UpdatedAt),
+		Metrics:  dbHealth.Metrics,
 	}, nil
+}
+
+// describeDBError is the stable message of a DB update failure, without
+// URLs or credentials.
+func describeDBError(err error) string {
+	var de *trivy.DBError
+	if errors.As(err, &de) {
+		return de.Stable()
+	}
+	return "the update failed"
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
