@@ -365,3 +365,34 @@ func TestMessagesCarryNoURL(t *testing.T) {
 		g.Expect(strings.Contains(c.Message, "http://") || strings.Contains(c.Message, "https://")).To(BeFalse(), c.Message)
 	}
 }
+
+// With scanning off, no vulnerability figure stands beside the verdict, not
+// even one left by an earlier run with scanning on.
+func TestWithoutScanningNoVulnerabilityFiguresRemain(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	reg := registrytest.New(t)
+	ref := reg.Host + "/base/alpine:3.22"
+	d := pushImage(t, ref, recent, "v1")
+	createPolicy(t, ns, "p", catalogv1.ImagePolicySpec{})
+	key := createBaseImage(t, ns, "alpine", catalogv1.BaseImageSpec{Image: catalogv1.ImageReference(ref), PolicyRef: catalogv1.LocalObjectReference{Name: "p"}})
+	expectCondition(t, key, catalogv1.ReadyCondition, metav1.ConditionTrue, catalogv1.SucceededReason)
+
+	// What a run with scanning on left behind.
+	bi := getBaseImage(g, key)
+	patch := client.MergeFrom(bi.DeepCopy())
+	bi.Status.ScannedDigest, bi.Status.VulnDBVersion = d, "2026-11-01T00:00:00Z+000000000000"
+	bi.Status.LastScanTime = &metav1.Time{Time: recent}
+	bi.Status.Vulnerabilities = &catalogv1.VulnerabilitySummary{Critical: catalogv1.SeverityCount{Total: 2, Fixable: 1}}
+	bi.Status.TopFindings = []catalogv1.Finding{{ID: "CVE-2026-0001", Severity: catalogv1.SeverityCritical, Package: "musl", FirstSeen: metav1.Time{Time: recent}}}
+	setCondition(bi, catalogv1.ScannedCondition, metav1.ConditionTrue, catalogv1.ScanSucceededReason, "Scanned")
+	g.Expect(k8sClient.Status().Patch(ctx, bi, patch)).To(Succeed())
+
+	bi = reconciled(t, key)
+	g.Expect(bi.Status.Vulnerabilities).To(BeNil())
+	g.Expect(bi.Status.TopFindings).To(BeEmpty())
+	g.Expect(bi.Status.ScannedDigest).To(BeEmpty())
+	g.Expect(bi.Status.VulnDBVersion).To(BeEmpty())
+	g.Expect(condition(g, key, catalogv1.ScannedCondition)).To(BeNil())
+}
