@@ -91,7 +91,7 @@ type BaseImageSpec struct {
 	Insecure bool `json:"insecure,omitempty"`
 
 	// suspend tells plinth to stop checking this entry; its last verdict is
-	// kept and Ready says Suspended. Defaults to false.
+	// kept, and Ready=False and Stalled=True say Suspended. Defaults to false.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 }
