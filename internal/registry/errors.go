@@ -89,6 +89,16 @@ func Retryable(err error) bool {
 	return KindOf(err) == KindUnavailable
 }
 
+// Classify turns any failure of a registry operation made with
+// credentials into an *Error, for callers that reach registries through
+// Transport (the vulnerability scanner); nil stays nil.
+func Classify(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	return classify(err, false).(*Error)
+}
+
 // classify turns any failure of a registry operation into an *Error.
 // anonymous tells whether the request was made without credentials.
 func classify(err error, anonymous bool) error {

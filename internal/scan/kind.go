@@ -2,15 +2,10 @@ package scan
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/plinth-dev/plinth/internal/registry"
 )
 
 // ErrorKind says what a scan failure means for the caller.
@@ -94,94 +89,21 @@ func RegistryError(op string, err error) error {
 	if errors.As(err, &e) {
 		return err
 	}
-	kind, reason := registryReason(err)
-	return &Error{Kind: kind, Message: op + ": " + reason, Err: err}
+	re := registry.Classify(err)
+	kind, ok := registryKinds[re.Kind]
+	if !ok {
+		kind = KindUnavailable
+	}
+	return &Error{Kind: kind, Message: op + ": " + re.Error(), Err: err}
 }
 
-// registryReason maps go-containerregistry, net/http and TLS errors to a
-// kind and a message without URLs or addresses.
-func registryReason(err error) (ErrorKind, string) {
-	if msg := tlsReason(err); msg != "" {
-		return KindTLS, msg
-	}
-	var te *transport.Error
-	if errors.As(err, &te) {
-		return statusReason(te)
-	}
-	if errors.Is(err, http.ErrSchemeMismatch) {
-		return KindTLS, "TLS handshake failed: the registry serves plain HTTP"
-	}
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return KindUnavailable, "registry request timed out"
-	case errors.Is(err, context.Canceled):
-		return KindUnavailable, "registry request canceled"
-	case errors.As(err, &ne):
-		return KindUnavailable, "registry unreachable"
-	}
-	return KindUnavailable, "registry request failed"
-}
-
-func tlsReason(err error) string {
-	const prefix = "TLS verification failed: "
-	var (
-		ua  x509.UnknownAuthorityError
-		hn  x509.HostnameError
-		ci  x509.CertificateInvalidError
-		cve *tls.CertificateVerificationError
-		ae  tls.AlertError
-		rhe tls.RecordHeaderError
-	)
-	switch {
-	case errors.As(err, &ua):
-		return prefix + "certificate signed by unknown authority"
-	case errors.As(err, &hn):
-		return prefix + "certificate is not valid for the registry's host name"
-	case errors.As(err, &ci):
-		if ci.Reason == x509.Expired {
-			return prefix + "certificate has expired or is not yet valid"
-		}
-		return prefix + "certificate is not valid"
-	case errors.As(err, &cve):
-		return prefix + "certificate rejected"
-	case errors.As(err, &ae):
-		return "TLS handshake failed: " + ae.Error()
-	case errors.As(err, &rhe):
-		return "TLS handshake failed: the registry's answer is not a TLS handshake"
-	}
-	return ""
-}
-
-func statusReason(te *transport.Error) (ErrorKind, string) {
-	code := te.StatusCode
-	has := func(c transport.ErrorCode) bool {
-		for _, d := range te.Errors {
-			if d.Code == c {
-				return true
-			}
-		}
-		return false
-	}
-	switch {
-	case code == http.StatusUnauthorized:
-		return KindUnauthorized, "registry requires valid credentials (HTTP 401)"
-	case code == http.StatusForbidden:
-		return KindUnauthorized, "registry denied access (HTTP 403)"
-	case has(transport.NameUnknownErrorCode):
-		return KindNotFound, fmt.Sprintf("repository unknown (HTTP %d)", code)
-	case has(transport.ManifestUnknownErrorCode):
-		return KindNotFound, fmt.Sprintf("manifest unknown (HTTP %d)", code)
-	case has(transport.BlobUnknownErrorCode):
-		return KindNotFound, fmt.Sprintf("blob unknown (HTTP %d)", code)
-	case code == http.StatusNotFound:
-		return KindNotFound, "not found (HTTP 404)"
-	case code == http.StatusTooManyRequests:
-		return KindUnavailable, "registry rate limit exceeded (HTTP 429)"
-	case code == http.StatusRequestTimeout || code >= 500:
-		return KindUnavailable, fmt.Sprintf("registry unavailable (HTTP %d)", code)
-	}
-	return KindInvalid, fmt.Sprintf("registry rejected the request (HTTP %d)", code)
+// registryKinds maps the registry client's kinds to scan kinds.
+var registryKinds = map[registry.ErrorKind]ErrorKind{
+	registry.KindUnauthorized: KindUnauthorized,
+	registry.KindNotFound:     KindNotFound,
+	registry.KindUnavailable:  KindUnavailable,
+	registry.KindInvalid:      KindInvalid,
+	registry.KindTLS:          KindTLS,
 }
 
 // ShortDigest abbreviates a digest for messages: the algorithm and the

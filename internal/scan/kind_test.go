@@ -30,10 +30,10 @@ func TestRegistryErrorClassifies(t *testing.T) {
 		kind ErrorKind
 		msg  string
 	}{
-		{"401", status(401, transport.UnauthorizedErrorCode), KindUnauthorized, "fetching the manifest: registry requires valid credentials (HTTP 401)"},
+		{"401", status(401, transport.UnauthorizedErrorCode), KindUnauthorized, "fetching the manifest: registry refused the credentials (HTTP 401)"},
 		{"403", status(403, transport.DeniedErrorCode), KindUnauthorized, "fetching the manifest: registry denied access (HTTP 403)"},
 		{"404 manifest", status(404, transport.ManifestUnknownErrorCode), KindNotFound, "fetching the manifest: manifest unknown (HTTP 404)"},
-		{"404 bare", status(404, ""), KindNotFound, "fetching the manifest: not found (HTTP 404)"},
+		{"404 bare", status(404, ""), KindNotFound, "fetching the manifest: blob unknown (HTTP 404)"},
 		{"429", status(429, transport.TooManyRequestsErrorCode), KindUnavailable, "fetching the manifest: registry rate limit exceeded (HTTP 429)"},
 		{"503", status(503, transport.UnavailableErrorCode), KindUnavailable, "fetching the manifest: registry unavailable (HTTP 503)"},
 		{"400", status(400, ""), KindInvalid, "fetching the manifest: registry rejected the request (HTTP 400)"},
@@ -41,7 +41,7 @@ func TestRegistryErrorClassifies(t *testing.T) {
 		{"deadline", urlErr(context.DeadlineExceeded), KindUnavailable, "fetching the manifest: registry request timed out"},
 		{"unknown CA", urlErr(&tls509{x509.UnknownAuthorityError{}}), KindTLS, "fetching the manifest: TLS verification failed: certificate signed by unknown authority"},
 		{"hostname", urlErr(x509.HostnameError{Host: "127.0.0.1"}), KindTLS, "fetching the manifest: TLS verification failed: certificate is not valid for the registry's host name"},
-		{"scheme", urlErr(http.ErrSchemeMismatch), KindTLS, "fetching the manifest: TLS handshake failed: the registry serves plain HTTP"},
+		{"scheme", urlErr(http.ErrSchemeMismatch), KindTLS, "fetching the manifest: TLS handshake failed: the registry serves plain HTTP, allowed only for registries marked insecure"},
 		{"other", errors.New("GET http://127.0.0.1:5000/v2/: boom"), KindUnavailable, "fetching the manifest: registry request failed"},
 	}
 	for _, tc := range cases {
