@@ -346,7 +346,7 @@ func TestADBUpdateMakesTheImageStaleAtOnceAndRevokesAfterTheWindow(t *testing.T)
 
 	// Within the window it stays approved; after it, approval goes.
 	o.clock.Step(71 * time.Hour)
-	o.poke("alpine")
+	o.pokeAndWait("alpine")
 	g.Consistently(func(g Gomega) metav1.ConditionStatus {
 		return apimeta.FindStatusCondition(o.get(g, "alpine").Status.Conditions, catalogv1.ApprovedCondition).Status
 	}, 2*time.Second, tick).Should(Equal(metav1.ConditionTrue))
