@@ -362,6 +362,9 @@ func TestAFailingDBMirrorKeepsVerdictsAndReportsTheDBAge(t *testing.T) {
 	o.pushAlpine("base/alpine:3.22", "1.2.5-r0", "1.3.1-r2")
 	o.createBaseImage("alpine", o.reg.Host+"/base/alpine:3.22")
 	o.expect("alpine", catalogv1.ApprovedCondition, metav1.ConditionFalse, catalogv1.VulnerabilitiesExceedThresholdReason)
+	o.pushAlpine("base/good:1", "1.2.5-r1", "1.3.1-r2")
+	o.createBaseImage("good", o.reg.Host+"/base/good:1")
+	o.expect("good", catalogv1.ReadyCondition, metav1.ConditionTrue, catalogv1.SucceededReason)
 	version := o.db.Version()
 
 	o.reg.FailWith("/v2/aquasec/trivy-db/", 500, -1)
@@ -377,6 +380,12 @@ func TestAFailingDBMirrorKeepsVerdictsAndReportsTheDBAge(t *testing.T) {
 	o.expect("alpine", catalogv1.ApprovedCondition, metav1.ConditionFalse, catalogv1.VulnerabilitiesExceedThresholdReason)
 	g.Expect(bi.Status.VulnDBVersion).To(Equal(version))
 	g.Expect(bi.Status.Vulnerabilities.Critical.Total).To(Equal(int32(1)))
+
+	// A stale DB does not take Ready away from an approved entry: only
+	// Scanned says the DB is old.
+	o.pokeAndWait("good")
+	o.expect("good", catalogv1.ScannedCondition, metav1.ConditionFalse, catalogv1.VulnDBStaleReason)
+	o.expect("good", catalogv1.ReadyCondition, metav1.ConditionTrue, catalogv1.SucceededReason)
 }
 
 // GitOps tools read kstatus: an entry being scanned is InProgress, and a
