@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	. "github.com/onsi/gomega"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -100,4 +101,36 @@ func TestUnchangedDigestsCostOneRequestAndNoWrite(t *testing.T) {
 	for _, bi := range list.Items {
 		g.Expect(bi.ResourceVersion).To(Equal(versions[bi.Name]), "%s was written", bi.Name)
 	}
+}
+
+// An image whose config names no platform (crane append, many scratch
+// images) costs one manifest HEAD per check once inspected, like any other.
+func TestAnImageWithoutPlatformCostsOneRequestWhenUnchanged(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	reg := registrytest.New(t)
+	base, err := imagetest.Image(imagetest.ImageOptions{Created: recent, Files: map[string]string{"bin/app": "x"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	cf, err := base.ConfigFile()
+	g.Expect(err).NotTo(HaveOccurred())
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "", ""
+	img, err := mutate.ConfigFile(base, cf)
+	g.Expect(err).NotTo(HaveOccurred())
+	ref := reg.Host + "/base/scratch:1"
+	_, err = imagetest.PushImage(ctx, ref, img)
+	g.Expect(err).NotTo(HaveOccurred())
+	createPolicy(t, ns, "p", catalogv1.ImagePolicySpec{})
+	key := createBaseImage(t, ns, "scratch", catalogv1.BaseImageSpec{Image: catalogv1.ImageReference(ref), PolicyRef: catalogv1.LocalObjectReference{Name: "p"}})
+	expectCondition(t, key, catalogv1.ReadyCondition, metav1.ConditionTrue, catalogv1.SucceededReason)
+	g.Expect(getBaseImage(g, key).Status.Platforms).To(BeEmpty())
+
+	reg.ResetCounts()
+	const checks = 3
+	for range checks {
+		reconciled(t, key)
+	}
+	g.Expect(reg.ManifestRequests("base/scratch")).To(Equal(checks), "one manifest HEAD per check")
+	g.Expect(reg.Requests()).To(Equal(checks), "registry requests of any kind")
 }
