@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -494,5 +495,76 @@ func BenchmarkVerifyCold(b *testing.B) {
 		if err != nil || r.Outcome != OutcomeVerified {
 			b.Fatal(r, err)
 		}
+	}
+}
+
+func TestVerifyMessagesAreStable(t *testing.T) {
+	e := newVerifyEnv(t)
+	ca := newVerifyCA(t)
+	a, b := newVerifyKey(t), newVerifyKey(t)
+	keyed := e.push("base/stable", "a")
+	e.sign(keyed, keyed, a.signer, nil, nil)
+	keyless := e.push("base/stable", "b")
+	signer, certPEM, chainPEM := ca.issue(t, verifySubject, verifyIssuer)
+	e.sign(keyless, keyless, signer, certPEM, chainPEM)
+	rootJSON := ca.trustedRoot(t)
+
+	for _, tc := range []struct {
+		image name.Digest
+		trust Trust
+	}{
+		{keyed, Trust{Keys: [][]byte{a.pem}, IgnoreTlog: true}},
+		{keyed, Trust{Keys: [][]byte{b.pem}, IgnoreTlog: true}},
+		{keyless, Trust{Identities: []Identity{{Issuer: verifyIssuer, Subject: "x@example.com"}}, TrustedRoot: rootJSON, IgnoreTlog: true, IgnoreSCT: true}},
+	} {
+		first := mustVerify(t, NewVerifier(VerifierOptions{}), tc.image, tc.trust, e.registry())
+		second := mustVerify(t, NewVerifier(VerifierOptions{}), tc.image, tc.trust, e.registry())
+		if first != second {
+			t.Errorf("two verifications differ: %+v and %+v", first, second)
+		}
+	}
+}
+
+func TestVerifyConcurrentCallsShareOneCheck(t *testing.T) {
+	// The first read of a signature manifest waits until released, so that
+	// the other callers arrive while the first check is under way.
+	release := make(chan struct{})
+	var armed atomic.Bool
+	var first sync.Once
+	gate := registrytest.WithMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if armed.Load() && strings.HasSuffix(req.URL.Path, ".sig") && req.Method == http.MethodGet {
+				first.Do(func() { <-release })
+			}
+			next.ServeHTTP(w, req)
+		})
+	})
+	e := newVerifyEnv(t, gate)
+	a := newVerifyKey(t)
+	img := e.push("base/concurrent", "a")
+	e.sign(img, img, a.signer, nil, nil)
+	trust := Trust{Keys: [][]byte{a.pem}, IgnoreTlog: true}
+	e.reg.ResetCounts()
+	armed.Store(true)
+
+	v := NewVerifier(VerifierOptions{})
+	var wg sync.WaitGroup
+	results := make([]Result, 8)
+	errs := make([]error, 8)
+	for i := range results {
+		wg.Go(func() {
+			results[i], errs[i] = v.Verify(context.Background(), img, trust, e.registry())
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for i := range results {
+		if errs[i] != nil || results[i].Outcome != OutcomeVerified {
+			t.Errorf("call %d: %+v, %v", i, results[i], errs[i])
+		}
+	}
+	if n := e.reg.ManifestRequests("base/concurrent"); n != 1 {
+		t.Errorf("8 concurrent verifications read the signature manifest %d times, want 1", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"regexp"
@@ -89,8 +90,11 @@ func (t Trust) Hash() string {
 	}
 	keys := make([]string, 0, len(t.Keys))
 	for _, k := range t.Keys {
-		if fp, err := FingerprintPEM(k); err == nil {
-			keys = append(keys, fp)
+		// The DER of the key, not its PEM layout; not parsed, as Hash is
+		// on the path of every cached verdict.
+		if block, _ := pem.Decode(k); block != nil {
+			sum := sha256.Sum256(block.Bytes)
+			keys = append(keys, "der:"+hex.EncodeToString(sum[:]))
 		} else {
 			sum := sha256.Sum256(k)
 			keys = append(keys, "raw:"+hex.EncodeToString(sum[:]))
