@@ -57,7 +57,8 @@ type Approval struct {
 	Policy string
 	// PolicyGeneration is that policy's metadata.generation at judgement.
 	PolicyGeneration int64
-	// Verdict is VerdictApproved.
+	// Verdict is VerdictApproved; Publish sets it when empty and refuses
+	// any other.
 	Verdict string
 	// Digest is the approved image digest, "sha256:<hex>". Publish sets it
 	// from the image it signs when empty, and refuses a different one.
