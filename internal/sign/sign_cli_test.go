@@ -1,0 +1,73 @@
+package sign
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCosignCLIVerifiesPublished checks that the cosign CLI of the version
+// plinth links (hack/cosign-cli.sh) verifies plinth's signature and each of
+// its attestations with the public key alone, offline.
+func TestCosignCLIVerifiesPublished(t *testing.T) {
+	cli := os.Getenv("PLINTH_COSIGN_CLI")
+	if cli == "" {
+		t.Skip("PLINTH_COSIGN_CLI is not set: build the cosign CLI with hack/cosign-cli.sh and point PLINTH_COSIGN_CLI at it to run this test")
+	}
+	for _, kt := range []struct {
+		name string
+		key  func(testing.TB) *Key
+	}{{"ecdsa", testKey}, {"ed25519", ed25519Key}} {
+		t.Run(kt.name, func(t *testing.T) {
+			e := newPublishEnv(t)
+			image := e.push("base/alpine", "cli-"+kt.name)
+			key := kt.key(t)
+			var s Signer
+			if _, err := s.Publish(context.Background(), image, key, testPublication(judged.Add(24*time.Hour)), e.registry()); err != nil {
+				t.Fatal(err)
+			}
+			// A re-judge replaces the approval: the CLI must still find
+			// exactly what it expects.
+			if _, err := s.Publish(context.Background(), image, key, testPublication(judged.Add(48*time.Hour)), e.registry()); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			pub := filepath.Join(dir, "pub.pem")
+			if err := os.WriteFile(pub, key.PublicKeyPEM(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			run := func(args ...string) string {
+				t.Helper()
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, cli, args...)
+				cmd.Env = []string{
+					"HOME=" + filepath.Join(dir, "home"),
+					"TUF_ROOT=" + filepath.Join(dir, "tuf"),
+					"PATH=" + os.Getenv("PATH"),
+					"NO_PROXY=*", "no_proxy=*",
+				}
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
+				}
+				return string(out)
+			}
+			common := []string{"--key", pub, "--insecure-ignore-tlog", "--allow-insecure-registry", "--allow-http-registry"}
+			out := run(append(append([]string{"verify"}, common...), image.String())...)
+			if !strings.Contains(out, image.DigestStr()) {
+				t.Errorf("cosign verify printed no payload naming the digest:\n%s", out)
+			}
+			for _, typ := range []string{"vuln", "cyclonedx", PredicateTypeApproval} {
+				out := run(append(append([]string{"verify-attestation", "--type", typ}, common...), image.String())...)
+				if typ == PredicateTypeApproval && !strings.Contains(out, "payload") {
+					t.Errorf("cosign verify-attestation --type %s printed no envelope:\n%s", typ, out)
+				}
+			}
+		})
+	}
+}
