@@ -29,6 +29,9 @@ export KUBEBUILDER_ASSETS
 TRIVY_VERSION ?= $(shell awk '$$1 == "require" && $$2 == "github.com/aquasecurity/trivy" {print $$3}' hack/trivy-cli/go.mod)
 TRIVY_CLI ?= $(BIN)/trivy-$(TRIVY_VERSION)
 
+COSIGN_VERSION ?= $(shell awk '$$1 == "require" && $$2 == "github.com/sigstore/cosign/v2" {print $$3}' hack/cosign-cli/go.mod)
+COSIGN_CLI ?= $(BIN)/cosign-$(COSIGN_VERSION)
+
 GO_TEST_FLAGS ?= -count=1
 TEST_TIMEOUT ?= 30m
 
@@ -74,11 +77,16 @@ envtest: ## Build the test control plane (etcd, kube-apiserver) unless KUBEBUILD
 .PHONY: test
 test: envtest build playground trivy-cli ## Run every test against a real API server.
 	PLINTH_BINARY=$(BIN)/plinth PLINTH_PLAYGROUND_BINARY=$(BIN)/plinth-playground PLINTH_TRIVY_CLI=$(TRIVY_CLI) \
+		PLINTH_COSIGN_CLI=$(wildcard $(COSIGN_CLI)) \
 		go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
 
 .PHONY: trivy-cli
 trivy-cli: ## Build the trivy CLI that tests compare plinth's findings with.
 	hack/trivy-cli.sh $(TRIVY_CLI) >/dev/null
+
+.PHONY: cosign-cli
+cosign-cli: ## Build the cosign CLI; once built, `make test` also checks that it verifies plinth's signatures.
+	hack/cosign-cli.sh $(COSIGN_CLI) >/dev/null
 
 .PHONY: bench
 bench: trivy-cli ## Print scan benchmarks: in-process against the trivy CLI, DB updates, restarts, memory.
