@@ -36,6 +36,7 @@ import (
 	"github.com/plinth-dev/plinth/internal/registry"
 	"github.com/plinth-dev/plinth/internal/scan"
 	"github.com/plinth-dev/plinth/internal/scan/trivy"
+	"github.com/plinth-dev/plinth/internal/sign"
 )
 
 // The metrics endpoint authenticates and authorizes its callers.
@@ -175,6 +176,7 @@ func run(o options) error {
 		Registry:                registry.New(o.registry),
 		Recorder:                recorder,
 		Scanning:                scanning,
+		Verifier:                sign.NewVerifier(sign.VerifierOptions{}),
 		MaxConcurrentReconciles: o.concurrency,
 		ReconcileTimeout:        o.reconcileTimeout,
 	}).SetupWithManager(mgr); err != nil {

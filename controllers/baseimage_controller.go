@@ -57,6 +57,9 @@ type BaseImageReconciler struct {
 	// Scanning, when set, judges entries on their vulnerabilities too.
 	Scanning *Scanning
 
+	// Verifier checks publishers' signatures for policies that ask for it.
+	Verifier PublisherVerifier
+
 	// MaxConcurrentReconciles bounds how many BaseImages are reconciled at
 	// once.
 	MaxConcurrentReconciles int
@@ -70,6 +73,7 @@ type BaseImageReconciler struct {
 // +kubebuilder:rbac:groups=catalog.plinth.dev,resources=baseimages/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=catalog.plinth.dev,resources=imagepolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets;serviceaccounts,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWithManager registers the reconciler and its watches. SetupIndexes
@@ -162,6 +166,7 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			r.checkPolicy,
 			r.resolve,
 			r.readUpstream,
+			r.verifyPublisher,
 			r.scanResolved,
 			r.judgeResolved,
 			r.rejudgeApproved,

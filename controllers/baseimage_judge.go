@@ -35,6 +35,7 @@ func (r *BaseImageReconciler) judgeResolved(_ context.Context, s *scope) {
 		in.Vulnerabilities = s.vulnerabilities(s.scan.findings, approvedAtOf(st, s.digest))
 	}
 	v := policy.Evaluate(in)
+	s.requireSignature(&v)
 	s.verdict = &v
 }
 

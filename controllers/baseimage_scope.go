@@ -10,6 +10,7 @@ import (
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/internal/policy"
 	"github.com/plinth-dev/plinth/internal/registry"
+	"github.com/plinth-dev/plinth/internal/sign"
 )
 
 // scope is what the steps of one BaseImage reconcile observed so far. Each
@@ -40,6 +41,11 @@ type scope struct {
 	// Set by readUpstream.
 	upstreamDigest                  string
 	upstreamUnknown, upstreamReason string
+
+	// Set by verifyPublisher: the mode, and the result on the resolved
+	// digest (nil when not verified).
+	verifyMode catalogv1.VerificationMode
+	publisher  *sign.Result
 
 	// Set by scanResolved.
 	scan scanState

@@ -40,7 +40,32 @@ func (r *BaseImageReconciler) baseImagesForSecret(ctx context.Context, o client.
 		reqs = append(reqs, r.listRequests(ctx, ns, client.MatchingFields{serviceAccountIndex: sas.Items[i].Name},
 			func(b *catalogv1.BaseImage) bool { return b.Spec.PullSecretRef == nil })...)
 	}
+	// Keys and trusted roots of the namespace's policies.
+	var pols catalogv1.ImagePolicyList
+	if err := r.List(ctx, &pols, client.InNamespace(ns)); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Cannot list ImagePolicies")
+		return reqs
+	}
+	for i := range pols.Items {
+		if policyNamesSecret(&pols.Items[i], name) {
+			reqs = append(reqs, r.listRequests(ctx, ns, client.MatchingFields{policyRefIndex: pols.Items[i].Name}, nil)...)
+		}
+	}
 	return reqs
+}
+
+// policyNamesSecret tells whether a policy's verification reads the Secret.
+func policyNamesSecret(p *catalogv1.ImagePolicy, secret string) bool {
+	v := p.Spec.Verification
+	if v == nil {
+		return false
+	}
+	for _, k := range v.Keys {
+		if k.SecretRef != nil && k.SecretRef.Name == secret {
+			return true
+		}
+	}
+	return v.TrustedRoot != nil && v.TrustedRoot.SecretRef != nil && v.TrustedRoot.SecretRef.Name == secret
 }
 
 // baseImagesForServiceAccount maps a ServiceAccount to the BaseImages that

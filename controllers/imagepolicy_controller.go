@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"regexp"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -141,6 +142,15 @@ func validatePolicy(spec *catalogv1.ImagePolicySpec) error {
 	for i, p := range spec.AllowedRegistries {
 		if _, err := path.Match(p, ""); err != nil {
 			return fmt.Errorf("allowedRegistries[%d] %q is not a valid glob pattern", i, p)
+		}
+	}
+	if v := spec.Verification; v != nil {
+		for i, id := range v.Identities {
+			for field, re := range map[string]string{"issuerRegExp": id.IssuerRegExp, "subjectRegExp": id.SubjectRegExp} {
+				if _, err := regexp.Compile(re); err != nil {
+					return fmt.Errorf("verification.identities[%d].%s %q is not a valid regular expression", i, field, re)
+				}
+			}
 		}
 	}
 	for i, p := range spec.AllowedUpstreamRegistries {

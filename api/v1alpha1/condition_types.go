@@ -24,6 +24,29 @@ const (
 
 	// StaleCondition says whether a rebuild of the base image is due.
 	StaleCondition = "Stale"
+
+	// VerifiedCondition says whether the publisher's signature on the
+	// resolved digest checks out; present only when the policy verifies.
+	VerifiedCondition = "Verified"
+)
+
+// Reasons used by the Verified condition.
+const (
+	// VerifiedReason means a signature by a trusted key or identity covers
+	// the digest.
+	VerifiedReason = "Verified"
+	// SignatureMissingReason means the digest carries no signature.
+	SignatureMissingReason = "SignatureMissing"
+	// SignatureInvalidReason means signatures exist but none verifies with
+	// the trusted keys or root.
+	SignatureInvalidReason = "SignatureInvalid"
+	// UntrustedIdentityReason means a keyless signature chains to the
+	// trusted root but names an identity the policy does not trust.
+	UntrustedIdentityReason = "UntrustedIdentity"
+	// TrustConfigInvalidReason (on Stalled and Ready) means the policy's
+	// verification cannot be used: a key or trusted root it names is
+	// missing or malformed.
+	TrustConfigInvalidReason = "TrustConfigInvalid"
 )
 
 // Reasons used by the Ready, Reconciling and Stalled conditions.
@@ -144,6 +167,10 @@ const (
 	// vulnerability DB yet, a failed scan, an image over the scan limits).
 	// The message says why; approvedDigest is kept.
 	NotJudgedReason = "NotJudged"
+
+	// SignatureRequiredReason means the policy enforces publisher
+	// verification and the digest has no valid signature.
+	SignatureRequiredReason = "SignatureRequired"
 
 	// UnapprovedRegistryReason means the image's registry or repository
 	// matches none of the policy's allowedRegistries.

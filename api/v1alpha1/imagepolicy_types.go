@@ -65,12 +65,154 @@ type ImagePolicySpec struct {
 	// +optional
 	Vulnerabilities *VulnerabilityPolicy `json:"vulnerabilities,omitempty"`
 
+	// verification checks the publisher's signature on every digest before
+	// it can be approved. Unset checks nothing.
+	// +optional
+	Verification *VerificationPolicy `json:"verification,omitempty"`
+
 	// exceptions accept named vulnerabilities until they expire. An expired
 	// exception stops applying by itself.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=256
 	Exceptions []VulnerabilityException `json:"exceptions,omitempty"`
+}
+
+// VerificationMode says what a missing or invalid publisher signature
+// means.
+// +kubebuilder:validation:Enum=Enforce;Warn;Disabled
+type VerificationMode string
+
+// Verification modes.
+const (
+	// VerificationEnforce refuses approval to a digest without a valid
+	// signature (Approved=False SignatureRequired).
+	VerificationEnforce VerificationMode = "Enforce"
+	// VerificationWarn approves such a digest and says so in the Approved
+	// message and the Verified condition.
+	VerificationWarn VerificationMode = "Warn"
+	// VerificationDisabled checks nothing.
+	VerificationDisabled VerificationMode = "Disabled"
+)
+
+// VerificationPolicy is what a publisher's signature (cosign's format) must
+// satisfy: made by one of keys, or keyless with a certificate that chains to
+// trustedRoot and names one of identities.
+// +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'Disabled') || (has(self.keys) && size(self.keys) > 0) || (has(self.identities) && size(self.identities) > 0)",message="verification needs keys or identities unless its mode is Disabled"
+// +kubebuilder:validation:XValidation:rule="!has(self.identities) || size(self.identities) == 0 || has(self.trustedRoot)",message="keyless identities need a trustedRoot"
+// +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'Disabled') || (has(self.ignoreTlog) && self.ignoreTlog) || has(self.trustedRoot)",message="checking the transparency log needs a trustedRoot; set ignoreTlog for signatures without one"
+type VerificationPolicy struct {
+	// mode: Enforce, Warn or Disabled. Defaults to Enforce.
+	// +optional
+	// +kubebuilder:default=Enforce
+	Mode VerificationMode `json:"mode,omitempty"`
+
+	// keys are trusted public keys; a signature by any one verifies.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Keys []TrustedKey `json:"keys,omitempty"`
+
+	// identities are trusted keyless signers: certificate issuer and
+	// subject, each exact or a regular expression.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Identities []KeylessIdentity `json:"identities,omitempty"`
+
+	// trustedRoot is a Sigstore trusted_root.json, in a ConfigMap or a
+	// Secret of this namespace: the certificate authorities keyless
+	// certificates chain to, and the logs whose entries are checked. plinth
+	// never downloads one, so it works offline.
+	// +optional
+	TrustedRoot *TrustedRootSource `json:"trustedRoot,omitempty"`
+
+	// ignoreTlog does not require a transparency-log entry on signatures.
+	// Defaults to false.
+	// +optional
+	IgnoreTlog bool `json:"ignoreTlog,omitempty"`
+
+	// ignoreSCT does not require a certificate-transparency timestamp on
+	// keyless certificates. Defaults to false.
+	// +optional
+	IgnoreSCT bool `json:"ignoreSCT,omitempty"`
+}
+
+// TrustedKey is one trusted public key: inline PEM or a Secret's key.
+// +kubebuilder:validation:XValidation:rule="has(self.pem) != has(self.secretRef)",message="set either pem or secretRef"
+type TrustedKey struct {
+	// pem is a PEM public key, e.g. the content of cosign.pub.
+	// +optional
+	// +kubebuilder:validation:MaxLength=8192
+	PEM string `json:"pem,omitempty"`
+
+	// secretRef names a key of a Secret, in this namespace, that holds a PEM
+	// public key.
+	// +optional
+	SecretRef *KeyReference `json:"secretRef,omitempty"`
+}
+
+// KeyReference names one key of a Secret or ConfigMap in the same
+// namespace.
+type KeyReference struct {
+	// name of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// key within its data.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// KeylessIdentity is a trusted keyless signer.
+// +kubebuilder:validation:XValidation:rule="has(self.issuer) != has(self.issuerRegExp)",message="set either issuer or issuerRegExp"
+// +kubebuilder:validation:XValidation:rule="has(self.subject) != has(self.subjectRegExp)",message="set either subject or subjectRegExp"
+type KeylessIdentity struct {
+	// issuer is the OIDC issuer of the certificate, exactly, e.g.
+	// https://token.actions.githubusercontent.com.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Issuer string `json:"issuer,omitempty"`
+	// issuerRegExp matches the issuer with a regular expression.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	IssuerRegExp string `json:"issuerRegExp,omitempty"`
+	// subject is the certificate's subject (an e-mail address or URI),
+	// exactly.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Subject string `json:"subject,omitempty"`
+	// subjectRegExp matches the subject with a regular expression.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	SubjectRegExp string `json:"subjectRegExp,omitempty"`
+}
+
+// TrustedRootSource names a trusted_root.json in a ConfigMap or a Secret.
+// +kubebuilder:validation:XValidation:rule="has(self.configMapRef) != has(self.secretRef)",message="set either configMapRef or secretRef"
+type TrustedRootSource struct {
+	// configMapRef names a ConfigMap key holding the trusted root.
+	// +optional
+	ConfigMapRef *KeyReference `json:"configMapRef,omitempty"`
+	// secretRef names a Secret key holding the trusted root.
+	// +optional
+	SecretRef *KeyReference `json:"secretRef,omitempty"`
+}
+
+// VerificationModeOrDisabled returns the mode of verification, Disabled
+// when it is unset.
+func (in *ImagePolicySpec) VerificationModeOrDisabled() VerificationMode {
+	if in.Verification == nil {
+		return VerificationDisabled
+	}
+	if in.Verification.Mode == "" {
+		return VerificationEnforce
+	}
+	return in.Verification.Mode
 }
 
 // RescanIntervalOrDefault returns spec.rescanInterval, or

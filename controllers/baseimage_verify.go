@@ -1,0 +1,169 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+	"github.com/plinth-dev/plinth/internal/policy"
+	"github.com/plinth-dev/plinth/internal/registry"
+	"github.com/plinth-dev/plinth/internal/sign"
+)
+
+// PublisherVerifier checks publishers' signatures on digests; *sign.Verifier
+// is one. Results are cached by digest and trust configuration, so an
+// unchanged digest costs no registry request.
+type PublisherVerifier interface {
+	Verify(ctx context.Context, image name.Digest, t sign.Trust, reg sign.Registry) (sign.Result, error)
+}
+
+// verifyPublisher is the step after reading the upstream: when the policy
+// verifies publishers, it checks the signature on the resolved digest. The
+// verdict step then refuses (Enforce) or flags (Warn) a digest whose
+// signature does not check out.
+func (r *BaseImageReconciler) verifyPublisher(ctx context.Context, s *scope) {
+	bi := s.bi
+	s.verifyMode = s.policy.Spec.VerificationModeOrDisabled()
+	if s.verifyMode == catalogv1.VerificationDisabled || r.Verifier == nil {
+		removeCondition(bi, catalogv1.VerifiedCondition)
+		s.verifyMode = catalogv1.VerificationDisabled
+		return
+	}
+	trust, err := trustFor(ctx, r.APIReader, bi.Namespace, s.policy)
+	var cfgErr *trustConfigError
+	if errors.As(err, &cfgErr) {
+		s.stop = &problem{kind: stalled, reason: catalogv1.TrustConfigInvalidReason, message: cfgErr.Error(), requeue: jitter(s.interval)}
+		return
+	}
+	if err != nil {
+		s.stop = &problem{kind: retrying, reason: catalogv1.TrustConfigInvalidReason, message: "Cannot read the policy's trusted keys", err: err}
+		return
+	}
+	tr, err := r.Registry.Transport(s.access)
+	if err != nil {
+		s.stop = registryProblem("image's signatures", err, s.interval)
+		return
+	}
+	res, err := r.Verifier.Verify(ctx, s.ref.Context().Digest(s.digest), trust, sign.Registry{Transport: tr, Keychain: s.access.Keychain})
+	if errors.Is(err, sign.ErrInvalidTrust) {
+		s.stop = &problem{kind: stalled, reason: catalogv1.TrustConfigInvalidReason,
+			message: fmt.Sprintf("ImagePolicy %q cannot verify signatures: %v", s.policy.Name, err), requeue: jitter(s.interval)}
+		return
+	}
+	if err != nil {
+		s.stop = registryProblem("image's signatures", registry.Classify(err), s.interval)
+		return
+	}
+	s.publisher = &res
+	status := metav1.ConditionFalse
+	if res.Outcome == sign.OutcomeVerified {
+		status = metav1.ConditionTrue
+	}
+	setCondition(bi, catalogv1.VerifiedCondition, status, string(res.Outcome), res.Message)
+}
+
+// requireSignature applies the publisher verification to a verdict on the
+// resolved digest: Enforce refuses an approval without a valid signature,
+// Warn keeps it and says so.
+func (s *scope) requireSignature(v *policy.Verdict) {
+	if s.publisher == nil || s.publisher.Outcome == sign.OutcomeVerified || !v.Approved {
+		return
+	}
+	switch s.verifyMode {
+	case catalogv1.VerificationEnforce:
+		v.Approved, v.ApprovedReason = false, catalogv1.SignatureRequiredReason
+		v.ApprovedMessage = fmt.Sprintf("Digest %s has no valid publisher signature: %s", s.digest, s.publisher.Message)
+	case catalogv1.VerificationWarn:
+		v.ApprovedMessage += fmt.Sprintf("; the publisher's signature is not verified (%s): %s", s.publisher.Outcome, s.publisher.Message)
+	}
+}
+
+// trustConfigError is a policy's verification that cannot be used as it
+// is: someone must fix the Secret, ConfigMap or key it names.
+type trustConfigError struct{ msg string }
+
+func (e *trustConfigError) Error() string { return e.msg }
+
+// trustFor builds the trust of a policy's verification, reading the keys and
+// trusted root it names from Secrets and ConfigMaps without caching them.
+func trustFor(ctx context.Context, reader client.Reader, ns string, pol *catalogv1.ImagePolicy) (sign.Trust, error) {
+	v := pol.Spec.Verification
+	t := sign.Trust{IgnoreTlog: v.IgnoreTlog, IgnoreSCT: v.IgnoreSCT}
+	for i, k := range v.Keys {
+		if k.PEM != "" {
+			t.Keys = append(t.Keys, []byte(k.PEM))
+			continue
+		}
+		if k.SecretRef == nil {
+			return t, &trustConfigError{fmt.Sprintf("keys[%d] of ImagePolicy %q names no key", i, pol.Name)}
+		}
+		b, err := secretKey(ctx, reader, ns, *k.SecretRef)
+		if err != nil {
+			return t, err
+		}
+		t.Keys = append(t.Keys, b)
+	}
+	for _, id := range v.Identities {
+		t.Identities = append(t.Identities, sign.Identity{Issuer: id.Issuer, IssuerRegExp: id.IssuerRegExp, Subject: id.Subject, SubjectRegExp: id.SubjectRegExp})
+	}
+	if src := v.TrustedRoot; src != nil {
+		var err error
+		switch {
+		case src.SecretRef != nil:
+			t.TrustedRoot, err = secretKey(ctx, reader, ns, *src.SecretRef)
+		case src.ConfigMapRef != nil:
+			t.TrustedRoot, err = configMapKey(ctx, reader, ns, *src.ConfigMapRef)
+		}
+		if err != nil {
+			return t, err
+		}
+	}
+	if err := t.Validate(); err != nil {
+		return t, &trustConfigError{fmt.Sprintf("ImagePolicy %q cannot verify signatures: %v", pol.Name, err)}
+	}
+	return t, nil
+}
+
+// secretKey reads one key of a Secret.
+func secretKey(ctx context.Context, reader client.Reader, ns string, ref catalogv1.KeyReference) ([]byte, error) {
+	var s corev1.Secret
+	err := reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, &s)
+	if apierrors.IsNotFound(err) {
+		return nil, &trustConfigError{fmt.Sprintf("Secret %q not found", ref.Name)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, ok := s.Data[ref.Key]
+	if !ok || len(b) == 0 {
+		return nil, &trustConfigError{fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)}
+	}
+	return b, nil
+}
+
+// configMapKey reads one key of a ConfigMap.
+func configMapKey(ctx context.Context, reader client.Reader, ns string, ref catalogv1.KeyReference) ([]byte, error) {
+	var cm corev1.ConfigMap
+	err := reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, &cm)
+	if apierrors.IsNotFound(err) {
+		return nil, &trustConfigError{fmt.Sprintf("ConfigMap %q not found", ref.Name)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := cm.Data[ref.Key]; ok && v != "" {
+		return []byte(v), nil
+	}
+	if b, ok := cm.BinaryData[ref.Key]; ok && len(b) > 0 {
+		return b, nil
+	}
+	return nil, &trustConfigError{fmt.Sprintf("ConfigMap %q has no key %q", ref.Name, ref.Key)}
+}
