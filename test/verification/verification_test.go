@@ -175,3 +175,28 @@ func TestNoVerificationMeansNoVerifiedCondition(t *testing.T) {
 		g.Expect(condition(g, enforced, catalogv1.VerifiedCondition)).To(BeNil())
 	}, timeout, tick).Should(Succeed())
 }
+
+// Under Enforce, a new unsigned digest on the tag is refused on its own
+// account: the signed digest approved before stays approved.
+func TestNewUnsignedDigestIsRefusedAndTheSignedOneStays(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	pub := newPublisher(t)
+	a := newKeyPair(t)
+	ref, d1 := pub.push("base/alpine:3.22", "v1")
+	pub.sign(d1, a.signer, nil, nil)
+	createPolicy(t, ns, "signed", keysPolicy(catalogv1.VerificationEnforce, a.pem))
+	key := createBaseImage(t, ns, "alpine", ref, "signed")
+	expectCondition(t, key, catalogv1.VerifiedCondition, metav1.ConditionTrue, catalogv1.VerifiedReason)
+	g.Expect(getBaseImage(g, key).Status.ApprovedDigest).To(Equal(d1.DigestStr()))
+
+	_, d2 := pub.push("base/alpine:3.22", "v2")
+	requestReconcile(t, key)
+	g.Eventually(func(g Gomega) {
+		g.Expect(getBaseImage(g, key).Status.ResolvedDigest).To(Equal(d2.DigestStr()))
+	}, timeout, tick).Should(Succeed())
+	expectCondition(t, key, catalogv1.VerifiedCondition, metav1.ConditionFalse, catalogv1.SignatureMissingReason)
+	approved := expectCondition(t, key, catalogv1.ApprovedCondition, metav1.ConditionFalse, catalogv1.SignatureRequiredReason)
+	g.Expect(approved.Message).To(ContainSubstring(d2.DigestStr()))
+	g.Expect(getBaseImage(g, key).Status.ApprovedDigest).To(Equal(d1.DigestStr()))
+}
