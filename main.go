@@ -177,6 +177,7 @@ func run(o options) error {
 		Recorder:                recorder,
 		Scanning:                scanning,
 		Verifier:                sign.NewVerifier(sign.VerifierOptions{}),
+		Signer:                  &sign.Signer{},
 		MaxConcurrentReconciles: o.concurrency,
 		ReconcileTimeout:        o.reconcileTimeout,
 	}).SetupWithManager(mgr); err != nil {
@@ -268,6 +269,9 @@ func setupScanning(mgr manager.Manager, o options, recorder events.EventRecorder
 		MaxDBAge: o.dbMaxAge,
 		Updates:  db.Subscribe(),
 		Metrics:  dbHealth.Metrics,
+
+		ScannerName:    "trivy",
+		ScannerVersion: trivy.Version,
 	}, nil
 }
 

@@ -60,6 +60,10 @@ type BaseImageReconciler struct {
 	// Verifier checks publishers' signatures for policies that ask for it.
 	Verifier PublisherVerifier
 
+	// Signer signs and attests approved digests for policies that ask for
+	// it; it needs Scanning for the report and SBOM it attests.
+	Signer CatalogSigner
+
 	// MaxConcurrentReconciles bounds how many BaseImages are reconciled at
 	// once.
 	MaxConcurrentReconciles int
@@ -176,6 +180,11 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			}
 		}
 		r.record(s)
+		if s.stop == nil {
+			// Signing follows the verdict it attests.
+			r.signApproved(ctx, s)
+			s.readyAfterSigning()
+		}
 		result, recErr = s.result(s.verdict, s.approvedVerdict)
 	}
 	if apierrors.IsConflict(recErr) || apierrors.IsNotFound(recErr) {

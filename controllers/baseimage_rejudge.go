@@ -32,7 +32,7 @@ func (r *BaseImageReconciler) rejudgeApproved(ctx context.Context, s *scope) {
 			return
 		}
 		in.Vulnerabilities = s.vulnerabilities(findingsOf(report), approvedAtOf(st, ad))
-		s.approvedDBVersion = report.DBVersion
+		s.approvedDBVersion, s.approvedReport = report.DBVersion, report
 	}
 	v := policy.Evaluate(in)
 	s.approvedVerdict = &v

@@ -40,6 +40,10 @@ type Scanning struct {
 	Updates <-chan string
 
 	Metrics *metrics.Metrics
+
+	// ScannerName and ScannerVersion name the scanner in vulnerability
+	// attestations.
+	ScannerName, ScannerVersion string
 }
 
 // dbUnavailableRetry is how often an entry waiting for a first DB looks
@@ -102,7 +106,7 @@ func (r *BaseImageReconciler) scanResolved(ctx context.Context, s *scope) {
 		setCondition(bi, catalogv1.ScannedCondition, metav1.ConditionTrue, catalogv1.ScanSucceededReason,
 			"Scanned against vulnerability DB "+report.DBVersion)
 	}
-	s.scan.ok, s.scan.dbVersion, s.scan.findings = true, report.DBVersion, findingsOf(report)
+	s.scan.ok, s.scan.dbVersion, s.scan.findings, s.scan.report = true, report.DBVersion, findingsOf(report), report
 }
 
 // scanRequest is the scan of one digest of the entry's repository.

@@ -10,6 +10,7 @@ import (
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/internal/policy"
 	"github.com/plinth-dev/plinth/internal/registry"
+	"github.com/plinth-dev/plinth/internal/scan"
 	"github.com/plinth-dev/plinth/internal/sign"
 )
 
@@ -60,8 +61,14 @@ type scope struct {
 	// Set by rejudgeApproved: the verdict on an approved digest other than
 	// the resolved one, nil when there is none or it was not judged.
 	approvedVerdict *policy.Verdict
-	// approvedDBVersion is the DB version approvedVerdict used.
+	// approvedDBVersion is the DB version approvedVerdict used, and
+	// approvedReport the scan it judged.
 	approvedDBVersion string
+	approvedReport    *scan.Report
+
+	// Set by signApproved: a signing failure that makes the entry not
+	// ready, nil when signing worked or is off.
+	signFailure *problem
 	// revoked says why the approved digest lost its approval in this
 	// reconcile; empty when it did not.
 	revoked string
@@ -103,6 +110,7 @@ type scanState struct {
 	ok        bool
 	findings  []policy.Finding
 	dbVersion string
+	report    *scan.Report
 	// failure, when not ok and on: why the digest could not be scanned.
 	failure *problem
 }
@@ -115,8 +123,10 @@ func (s *scope) result(verdicts ...*policy.Verdict) (ctrl.Result, error) {
 		}
 		return ctrl.Result{RequeueAfter: p.requeue}, nil
 	}
-	if f := s.scan.failure; f != nil && f.kind == retrying {
-		return ctrl.Result{}, f.err
+	for _, f := range []*problem{s.scan.failure, s.signFailure} {
+		if f != nil && f.kind == retrying {
+			return ctrl.Result{}, f.err
+		}
 	}
 	next := jitter(s.interval)
 	if f := s.scan.failure; f != nil && f.requeue > 0 && f.requeue < next {

@@ -254,7 +254,9 @@ func TestAPrivateCAIsTrustedPerEntryAndATLSFailureStalls(t *testing.T) {
 	g.Consistently(func(g Gomega) float64 { return reconcileCount(g) - before }, 3*time.Second, tick).Should(BeNumerically("<=", 2))
 
 	// A Secret that is missing, then one without a certificate, say so.
-	patchSpec(t, key, func(s *catalogv1.BaseImageSpec) { s.CertSecretRef = &catalogv1.LocalObjectReference{Name: "registry-ca"} })
+	patchSpec(t, key, func(s *catalogv1.BaseImageSpec) {
+		s.CertSecretRef = &catalogv1.LocalObjectReference{Name: "registry-ca"}
+	})
 	expectCondition(t, key, catalogv1.StalledCondition, metav1.ConditionTrue, catalogv1.CertSecretInvalidReason)
 	ca := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "registry-ca"}, Data: map[string][]byte{"ca.crt": []byte("not a certificate")}}
 	g.Expect(k8sClient.Create(ctx, ca)).To(Succeed())

@@ -127,6 +127,33 @@ type ApprovedDigestStatus struct {
 	Deadline *metav1.Time `json:"deadline,omitempty"`
 }
 
+// SignatureStatus describes plinth's signature and attestations on an
+// approved digest.
+type SignatureStatus struct {
+	// digest that is signed.
+	// +required
+	Digest string `json:"digest"`
+	// keyFingerprint identifies the catalog key: SHA256 of its public key.
+	// +required
+	KeyFingerprint string `json:"keyFingerprint"`
+	// signature is the reference of the signature image (cosign's .sig).
+	// +required
+	Signature string `json:"signature"`
+	// attestations is the reference of the attestation image (cosign's
+	// .att): approval, vuln and CycloneDX attestations.
+	// +required
+	Attestations string `json:"attestations"`
+	// validUntil is the approval attestation's validUntil.
+	// +required
+	ValidUntil metav1.Time `json:"validUntil"`
+	// vulnDBVersion is the DB version the attested verdict used.
+	// +optional
+	VulnDBVersion string `json:"vulnDBVersion,omitempty"`
+	// policyGeneration is the policy generation of the attested verdict.
+	// +optional
+	PolicyGeneration int64 `json:"policyGeneration,omitempty"`
+}
+
 // FirstSeenGroup records when blocking findings were first detected in an
 // entry, so that remediation deadlines never restart.
 type FirstSeenGroup struct {
@@ -200,6 +227,11 @@ type BaseImageStatus struct {
 	// approved is the current verdict on approvedDigest.
 	// +optional
 	Approved *ApprovedDigestStatus `json:"approved,omitempty"`
+
+	// signature names plinth's signature and attestations on
+	// approvedDigest, when the policy signs.
+	// +optional
+	Signature *SignatureStatus `json:"signature,omitempty"`
 
 	// repository is the repository (registry and path, no tag) that
 	// resolvedDigest, approvedDigest and history belong to. A change of

@@ -28,6 +28,25 @@ const (
 	// VerifiedCondition says whether the publisher's signature on the
 	// resolved digest checks out; present only when the policy verifies.
 	VerifiedCondition = "Verified"
+
+	// SignedCondition says whether plinth's own signature and attestations
+	// are on the approved digest; present only when the policy signs.
+	SignedCondition = "Signed"
+)
+
+// Reasons used by the Signed condition.
+const (
+	// SignedReason means the approved digest carries plinth's signature and
+	// current attestations.
+	SignedReason = "Signed"
+	// SigningFailedReason means signing or attaching failed; the message
+	// says why (key, passphrase, registry refusing the push).
+	SigningFailedReason = "SigningFailed"
+	// SigningDisabledReason means the policy signs but this operator runs
+	// without scanning, so it has no findings or SBOM to attest.
+	SigningDisabledReason = "SigningDisabled"
+	// NothingToSignReason means no digest is approved.
+	NothingToSignReason = "NothingToSign"
 )
 
 // Reasons used by the Verified condition.

@@ -70,6 +70,13 @@ type ImagePolicySpec struct {
 	// +optional
 	Verification *VerificationPolicy `json:"verification,omitempty"`
 
+	// signing signs every approved digest with the catalog's key and
+	// attaches plinth's attestations next to it: the approval (policy,
+	// verdict, DB version, valid-until), the vulnerability report and the
+	// SBOM. Unset signs nothing.
+	// +optional
+	Signing *SigningPolicy `json:"signing,omitempty"`
+
 	// exceptions accept named vulnerabilities until they expire. An expired
 	// exception stops applying by itself.
 	// +optional
@@ -201,6 +208,47 @@ type TrustedRootSource struct {
 	// secretRef names a Secret key holding the trusted root.
 	// +optional
 	SecretRef *KeyReference `json:"secretRef,omitempty"`
+}
+
+// DefaultValidityGrace is how long an approval attestation stays valid
+// past the next rescan when a policy sets no validityGrace.
+const DefaultValidityGrace = 24 * time.Hour
+
+// SigningPolicy says how plinth signs approved digests. Signatures and
+// attestations use cosign's formats and layout, with no transparency-log
+// upload, so cosign, Kyverno and sigstore policy-controller read them.
+type SigningPolicy struct {
+	// keySecretRef names a Secret, in this namespace, holding the catalog
+	// key: cosign.key (cosign-encrypted, with the passphrase in
+	// cosign.password) or a plain PEM private key under tls.key or key.pem;
+	// ECDSA P-256 or Ed25519. Rotating the key re-signs.
+	// +required
+	KeySecretRef LocalObjectReference `json:"keySecretRef"`
+
+	// repository stores signatures and attestations in this repository
+	// instead of next to each image, as COSIGN_REPOSITORY does, e.g.
+	// registry.example.com/signatures. It is reached with each BaseImage's
+	// credentials.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!self.matches(':[^/]*$')",message="repository takes no tag"
+	Repository ImageReference `json:"repository,omitempty"`
+
+	// validityGrace is added to the next rescan deadline to give the
+	// approval attestation's validUntil, e.g. "24h". An approval that is
+	// revoked is not re-signed, so its validUntil runs out. Defaults to 24h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="validityGrace must be at least 1m"
+	ValidityGrace *metav1.Duration `json:"validityGrace,omitempty"`
+}
+
+// ValidityGraceOrDefault returns validityGrace, or DefaultValidityGrace.
+func (in *SigningPolicy) ValidityGraceOrDefault() time.Duration {
+	if in == nil || in.ValidityGrace == nil {
+		return DefaultValidityGrace
+	}
+	return in.ValidityGrace.Duration
 }
 
 // VerificationModeOrDisabled returns the mode of verification, Disabled

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
@@ -65,6 +66,10 @@ type Verdict struct {
 	// to keep so that deadlines never restart.
 	FirstSeen map[string]time.Time
 
+	// ExceptionsApplied lists the exceptions that covered a finding, by id,
+	// sorted.
+	ExceptionsApplied []AppliedException
+
 	// NextDeadline is the next time the verdict changes by itself without
 	// any new observation (the image crossing maxAge, a remediation window
 	// closing, an exception expiring); zero when none.
@@ -75,6 +80,12 @@ type Verdict struct {
 	// judged.
 	Summary     *catalogv1.VulnerabilitySummary
 	TopFindings []catalogv1.Finding
+}
+
+// AppliedException is an exception a verdict relied on.
+type AppliedException struct {
+	ID      string
+	Expires time.Time
 }
 
 // Evaluate computes the verdict. Messages depend only on the input's
@@ -88,6 +99,10 @@ func Evaluate(in Input) Verdict {
 		vv = evaluateVulnerabilities(in.Now, in.Vulnerabilities)
 		v.Summary, v.TopFindings, v.NextDeadline = &vv.summary, vv.top, vv.nextDeadline
 		v.RevokeDeadline, v.FirstSeen = vv.revokeDeadline, vv.firstSeen
+		for id, t := range vv.applied {
+			v.ExceptionsApplied = append(v.ExceptionsApplied, AppliedException{ID: id, Expires: t})
+		}
+		sort.Slice(v.ExceptionsApplied, func(i, j int) bool { return v.ExceptionsApplied[i].ID < v.ExceptionsApplied[j].ID })
 		v.Approved, v.ApprovedReason, v.ApprovedMessage = vv.approved, vv.reason, vv.message
 	}
 

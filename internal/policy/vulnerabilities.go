@@ -61,6 +61,8 @@ type vulnVerdict struct {
 	revokeDeadline time.Time
 	// firstSeen of the findings worth recording.
 	firstSeen map[string]time.Time
+	// applied are the exceptions that covered a finding, by id.
+	applied map[string]time.Time
 }
 
 type judged struct {
@@ -148,8 +150,14 @@ func evaluateVulnerabilities(now time.Time, in *Vulnerabilities) vulnVerdict {
 	var revoking, fixable []*judged
 	expiredOnly := true
 	v.firstSeen = map[string]time.Time{}
+	v.applied = map[string]time.Time{}
 	for _, j := range js {
 		excepted := !j.exceptionExpires.IsZero()
+		if excepted && j.counted {
+			if t, ok := v.applied[j.f.ID]; !ok || j.exceptionExpires.After(t) {
+				v.applied[j.f.ID] = j.exceptionExpires
+			}
+		}
 		if j.offending || (j.counted && excepted && blocked[j.f.Severity]) {
 			v.firstSeen[j.f.Key()] = j.firstSeen
 		}

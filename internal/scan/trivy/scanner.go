@@ -36,8 +36,9 @@ import (
 	"github.com/plinth-dev/plinth/internal/scan"
 )
 
-// trivyVersion is the Trivy library version, recorded as the tool in SBOMs.
-const trivyVersion = "0.74.0"
+// Version is the Trivy library version, recorded as the tool in SBOMs
+// and vulnerability attestations.
+const Version = "0.74.0"
 
 // Defaults of Options.
 const (
@@ -495,7 +496,7 @@ func sbomOf(ctx context.Context, ref artifact.Reference, resp types.ScanResponse
 		},
 		Results: results,
 	}
-	m := cyclonedx.NewMarshaler(trivyVersion)
+	m := cyclonedx.NewMarshaler(Version)
 	bom, err := m.MarshalReport(ctx, rep)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,172 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+	"github.com/plinth-dev/plinth/internal/policy"
+	"github.com/plinth-dev/plinth/internal/registry"
+	"github.com/plinth-dev/plinth/internal/scan"
+	"github.com/plinth-dev/plinth/internal/sign"
+)
+
+// CatalogSigner signs approved digests and attaches plinth's attestations;
+// *sign.Signer is one. Publishing unchanged content pushes nothing.
+type CatalogSigner interface {
+	Publish(ctx context.Context, image name.Digest, key *sign.Key, p sign.Publication, reg sign.Registry) (sign.Published, error)
+}
+
+// signApproved is the step after re-judging the approved digest: when the
+// policy signs, it signs the approved digest and attaches the approval, the
+// vulnerability report and the SBOM. It signs only a digest judged approved
+// in this reconcile, so an approval that is revoked is never re-signed and
+// its validUntil runs out. The approval's validUntil is renewed when the
+// verdict's evidence changes (DB version, policy generation, key) or when
+// less than one rescan interval of validity is left; otherwise the same
+// content is published again, which pushes nothing.
+func (r *BaseImageReconciler) signApproved(ctx context.Context, s *scope) {
+	bi := s.bi
+	st := &bi.Status
+	sp := s.policy.Spec.Signing
+	if sp == nil {
+		removeCondition(bi, catalogv1.SignedCondition)
+		st.Signature = nil
+		return
+	}
+	if r.Signer == nil || r.Scanning == nil {
+		setCondition(bi, catalogv1.SignedCondition, metav1.ConditionFalse, catalogv1.SigningDisabledReason,
+			"The policy signs approved digests, but plinth runs without scanning: there is no report or SBOM to attest")
+		return
+	}
+	ad := st.ApprovedDigest
+	if ad == "" {
+		st.Signature = nil
+		setCondition(bi, catalogv1.SignedCondition, metav1.ConditionFalse, catalogv1.NothingToSignReason, "No digest is approved")
+		return
+	}
+	verdict, report := s.verdict, s.scan.report
+	if ad != s.digest {
+		verdict, report = s.approvedVerdict, s.approvedReport
+	}
+	if verdict == nil || !verdict.Approved || report == nil || st.Approved == nil {
+		// Not judged in this reconcile: what was signed stays as it is.
+		return
+	}
+
+	key, err := r.signingKey(ctx, bi.Namespace, sp.KeySecretRef.Name)
+	if err != nil {
+		s.signFailed(err, s.interval)
+		return
+	}
+	validUntil := s.now.Add(s.interval + sp.ValidityGraceOrDefault())
+	if prev := st.Signature; prev != nil && prev.Digest == ad && prev.KeyFingerprint == key.Fingerprint() &&
+		prev.VulnDBVersion == report.DBVersion && prev.PolicyGeneration == s.policy.Generation &&
+		prev.ValidUntil.Sub(s.now) > s.interval {
+		validUntil = prev.ValidUntil.Time
+	}
+	pub := sign.Publication{
+		Approval: sign.Approval{
+			Policy:           s.policy.Name,
+			PolicyGeneration: s.policy.Generation,
+			Verdict:          sign.VerdictApproved,
+			Digest:           ad,
+			VulnDBVersion:    report.DBVersion,
+			Exceptions:       appliedExceptions(verdict),
+			ApprovedAt:       st.Approved.ApprovedAt.Time,
+			ValidUntil:       validUntil,
+		},
+		Scanner:             sign.Scanner{Name: r.Scanning.ScannerName, Version: r.Scanning.ScannerVersion, DBVersion: report.DBVersion},
+		Findings:            attestedFindings(report),
+		ScannedAt:           report.ScannedAt,
+		SBOM:                report.SBOM,
+		SignatureRepository: string(sp.Repository),
+	}
+	tr, err := r.Registry.Transport(s.access)
+	if err != nil {
+		s.signFailed(err, s.interval)
+		return
+	}
+	published, err := r.Signer.Publish(ctx, s.ref.Context().Digest(ad), key, pub, sign.Registry{Transport: tr, Keychain: s.access.Keychain})
+	if err != nil {
+		s.signFailed(err, s.interval)
+		return
+	}
+	st.Signature = &catalogv1.SignatureStatus{
+		Digest: ad, KeyFingerprint: published.KeyFingerprint,
+		Signature: published.Signature, Attestations: published.Attestations,
+		ValidUntil:    metav1.Time{Time: validUntil.UTC().Truncate(time.Second)},
+		VulnDBVersion: report.DBVersion, PolicyGeneration: s.policy.Generation,
+	}
+	setCondition(bi, catalogv1.SignedCondition, metav1.ConditionTrue, catalogv1.SignedReason,
+		fmt.Sprintf("Digest %s is signed and attested with key %s", ad, published.KeyFingerprint))
+}
+
+// readyAfterSigning makes an approved entry whose signing failed not
+// ready: with signing on, Ready means approved and signed.
+func (s *scope) readyAfterSigning() {
+	p := s.signFailure
+	if p == nil || !apimeta.IsStatusConditionTrue(s.bi.Status.Conditions, catalogv1.ReadyCondition) {
+		return
+	}
+	if p.kind == retrying {
+		markRetrying(s.bi, p.reason, p.message)
+		return
+	}
+	markStalled(s.bi, p.reason, p.message)
+}
+
+// signFailed records a signing failure: transient registry failures are
+// retried with backoff, anything else at the policy's interval.
+func (s *scope) signFailed(err error, interval time.Duration) {
+	msg := fmt.Sprintf("Cannot sign the approved digest: %v", err)
+	setCondition(s.bi, catalogv1.SignedCondition, metav1.ConditionFalse, catalogv1.SigningFailedReason, msg)
+	p := &problem{kind: stalled, reason: catalogv1.SigningFailedReason, message: msg, requeue: jitter(interval)}
+	if registry.Retryable(err) {
+		p.kind, p.err = retrying, err
+	}
+	s.signFailure = p
+}
+
+// signingKey loads the catalog key from its Secret, read without caching.
+func (r *BaseImageReconciler) signingKey(ctx context.Context, ns, secret string) (*sign.Key, error) {
+	var sec corev1.Secret
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: secret}, &sec)
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("the signing key Secret %q does not exist", secret)
+	}
+	if err != nil {
+		return nil, err
+	}
+	key, err := sign.LoadKey(sec.Data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("the signing key Secret %q: %w", secret, err)
+	}
+	return key, nil
+}
+
+// appliedExceptions are the exceptions a verdict relied on, as attested.
+func appliedExceptions(v *policy.Verdict) []sign.AppliedException {
+	out := make([]sign.AppliedException, 0, len(v.ExceptionsApplied))
+	for _, e := range v.ExceptionsApplied {
+		out = append(out, sign.AppliedException{ID: e.ID, Expires: e.Expires})
+	}
+	return out
+}
+
+// attestedFindings are a report's findings in the vuln attestation's form.
+func attestedFindings(r *scan.Report) []sign.Finding {
+	out := make([]sign.Finding, 0, len(r.Findings))
+	for _, f := range r.Findings {
+		out = append(out, sign.Finding{ID: f.ID, Severity: f.Severity, Package: f.Package, Installed: f.InstalledVersion, Fixed: f.FixedVersion})
+	}
+	return out
+}
