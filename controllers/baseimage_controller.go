@@ -77,7 +77,7 @@ type BaseImageReconciler struct {
 // +kubebuilder:rbac:groups=catalog.plinth.dev,resources=baseimages/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=catalog.plinth.dev,resources=imagepolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets;serviceaccounts,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWithManager registers the reconciler and its watches. SetupIndexes
@@ -121,6 +121,7 @@ func (r *BaseImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			handler.EnqueueRequestsFromMapFunc(r.baseImagesForPolicy),
 			builder.WithPredicates(policyChangedPredicate())).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.baseImagesForSecret)).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.baseImagesForConfigMap)).
 		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.baseImagesForServiceAccount),
 			builder.WithPredicates(serviceAccountChangedPredicate())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).

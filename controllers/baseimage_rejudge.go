@@ -5,6 +5,7 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/internal/policy"
 )
 
@@ -35,5 +36,15 @@ func (r *BaseImageReconciler) rejudgeApproved(ctx context.Context, s *scope) {
 		s.approvedDBVersion, s.approvedReport = report.DBVersion, report
 	}
 	v := policy.Evaluate(in)
+	if s.verifyMode == catalogv1.VerificationEnforce {
+		// The approved digest keeps its approval only with a valid
+		// signature under the current trust; when that cannot be checked
+		// now, its last verdict stays.
+		res, p := r.checkPublisher(ctx, s, s.ref.Context().Digest(ad))
+		if p != nil {
+			return
+		}
+		applySignature(&v, s.verifyMode, ad, res)
+	}
 	s.approvedVerdict = &v
 }

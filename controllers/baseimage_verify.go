@@ -23,6 +23,8 @@ import (
 // unchanged digest costs no registry request.
 type PublisherVerifier interface {
 	Verify(ctx context.Context, image name.Digest, t sign.Trust, reg sign.Registry) (sign.Result, error)
+	// Forget drops the cached results on image.
+	Forget(image name.Digest)
 }
 
 // verifyPublisher is the step after reading the upstream: when the policy
@@ -37,32 +39,20 @@ func (r *BaseImageReconciler) verifyPublisher(ctx context.Context, s *scope) {
 		s.verifyMode = catalogv1.VerificationDisabled
 		return
 	}
-	trust, err := trustFor(ctx, r.APIReader, bi.Namespace, s.policy)
-	var cfgErr *trustConfigError
-	if errors.As(err, &cfgErr) {
-		s.stop = &problem{kind: stalled, reason: catalogv1.TrustConfigInvalidReason, message: cfgErr.Error(), requeue: jitter(s.interval)}
+	image := s.ref.Context().Digest(s.digest)
+	if v, ok := bi.Annotations[catalogv1.ReconcileRequestAnnotation]; ok && v != bi.Status.LastHandledReconcileAt {
+		// Someone asked for a check now, perhaps having just signed.
+		r.Verifier.Forget(image)
+	}
+	res, p := r.checkPublisher(ctx, s, image)
+	if p != nil {
+		s.stop = p
+		if p.reason == catalogv1.TrustConfigInvalidReason {
+			setCondition(bi, catalogv1.VerifiedCondition, metav1.ConditionUnknown, p.reason, p.message)
+		}
 		return
 	}
-	if err != nil {
-		s.stop = &problem{kind: retrying, reason: catalogv1.TrustConfigInvalidReason, message: "Cannot read the policy's trusted keys", err: err}
-		return
-	}
-	tr, err := r.Registry.Transport(s.access)
-	if err != nil {
-		s.stop = registryProblem("image's signatures", err, s.interval)
-		return
-	}
-	res, err := r.Verifier.Verify(ctx, s.ref.Context().Digest(s.digest), trust, sign.Registry{Transport: tr, Keychain: s.access.Keychain})
-	if errors.Is(err, sign.ErrInvalidTrust) {
-		s.stop = &problem{kind: stalled, reason: catalogv1.TrustConfigInvalidReason,
-			message: fmt.Sprintf("ImagePolicy %q cannot verify signatures: %v", s.policy.Name, err), requeue: jitter(s.interval)}
-		return
-	}
-	if err != nil {
-		s.stop = registryProblem("image's signatures", registry.Classify(err), s.interval)
-		return
-	}
-	s.publisher = &res
+	s.publisher = res
 	status := metav1.ConditionFalse
 	if res.Outcome == sign.OutcomeVerified {
 		status = metav1.ConditionTrue
@@ -70,19 +60,51 @@ func (r *BaseImageReconciler) verifyPublisher(ctx context.Context, s *scope) {
 	setCondition(bi, catalogv1.VerifiedCondition, status, string(res.Outcome), res.Message)
 }
 
+// checkPublisher verifies the publisher's signature on one digest of the
+// entry's repository under the policy's trust.
+func (r *BaseImageReconciler) checkPublisher(ctx context.Context, s *scope, image name.Digest) (*sign.Result, *problem) {
+	trust, err := trustFor(ctx, r.APIReader, s.bi.Namespace, s.policy)
+	var cfgErr *trustConfigError
+	if errors.As(err, &cfgErr) {
+		return nil, &problem{kind: stalled, reason: catalogv1.TrustConfigInvalidReason, message: cfgErr.Error(), requeue: jitter(s.interval)}
+	}
+	if err != nil {
+		return nil, &problem{kind: retrying, reason: catalogv1.TrustConfigInvalidReason, message: "Cannot read the policy's trusted keys", err: err}
+	}
+	tr, err := r.Registry.Transport(s.access)
+	if err != nil {
+		return nil, registryProblem("image's signatures", err, s.interval)
+	}
+	res, err := r.Verifier.Verify(ctx, image, trust, sign.Registry{Transport: tr, Keychain: s.access.Keychain})
+	if errors.Is(err, sign.ErrInvalidTrust) {
+		return nil, &problem{kind: stalled, reason: catalogv1.TrustConfigInvalidReason,
+			message: fmt.Sprintf("ImagePolicy %q cannot verify signatures: %v", s.policy.Name, err), requeue: jitter(s.interval)}
+	}
+	if err != nil {
+		return nil, registryProblem("image's signatures", registry.Classify(err), s.interval)
+	}
+	return &res, nil
+}
+
 // requireSignature applies the publisher verification to a verdict on the
 // resolved digest: Enforce refuses an approval without a valid signature,
 // Warn keeps it and says so.
 func (s *scope) requireSignature(v *policy.Verdict) {
-	if s.publisher == nil || s.publisher.Outcome == sign.OutcomeVerified || !v.Approved {
+	applySignature(v, s.verifyMode, s.digest, s.publisher)
+}
+
+// applySignature applies a publisher verification result to a verdict on
+// digest.
+func applySignature(v *policy.Verdict, mode catalogv1.VerificationMode, digest string, res *sign.Result) {
+	if res == nil || res.Outcome == sign.OutcomeVerified || !v.Approved {
 		return
 	}
-	switch s.verifyMode {
+	switch mode {
 	case catalogv1.VerificationEnforce:
 		v.Approved, v.ApprovedReason = false, catalogv1.SignatureRequiredReason
-		v.ApprovedMessage = fmt.Sprintf("Digest %s has no valid publisher signature: %s", s.digest, s.publisher.Message)
+		v.ApprovedMessage = fmt.Sprintf("Digest %s has no valid publisher signature: %s", digest, res.Message)
 	case catalogv1.VerificationWarn:
-		v.ApprovedMessage += fmt.Sprintf("; the publisher's signature is not verified (%s): %s", s.publisher.Outcome, s.publisher.Message)
+		v.ApprovedMessage += fmt.Sprintf("; the publisher's signature is not verified (%s): %s", res.Outcome, res.Message)
 	}
 }
 

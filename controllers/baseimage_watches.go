@@ -54,6 +54,24 @@ func (r *BaseImageReconciler) baseImagesForSecret(ctx context.Context, o client.
 	return reqs
 }
 
+// baseImagesForConfigMap maps a ConfigMap to the BaseImages whose policy
+// reads its trusted root from it.
+func (r *BaseImageReconciler) baseImagesForConfigMap(ctx context.Context, o client.Object) []reconcile.Request {
+	var pols catalogv1.ImagePolicyList
+	if err := r.List(ctx, &pols, client.InNamespace(o.GetNamespace())); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Cannot list ImagePolicies")
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range pols.Items {
+		v := pols.Items[i].Spec.Verification
+		if v != nil && v.TrustedRoot != nil && v.TrustedRoot.ConfigMapRef != nil && v.TrustedRoot.ConfigMapRef.Name == o.GetName() {
+			reqs = append(reqs, r.listRequests(ctx, o.GetNamespace(), client.MatchingFields{policyRefIndex: pols.Items[i].Name}, nil)...)
+		}
+	}
+	return reqs
+}
+
 // policyNamesSecret tells whether a policy's verification reads the Secret.
 func policyNamesSecret(p *catalogv1.ImagePolicy, secret string) bool {
 	v := p.Spec.Verification

@@ -146,9 +146,9 @@ func validatePolicy(spec *catalogv1.ImagePolicySpec) error {
 	}
 	if v := spec.Verification; v != nil {
 		for i, id := range v.Identities {
-			for field, re := range map[string]string{"issuerRegExp": id.IssuerRegExp, "subjectRegExp": id.SubjectRegExp} {
-				if _, err := regexp.Compile(re); err != nil {
-					return fmt.Errorf("verification.identities[%d].%s %q is not a valid regular expression", i, field, re)
+			for _, f := range []struct{ field, re string }{{"issuerRegExp", id.IssuerRegExp}, {"subjectRegExp", id.SubjectRegExp}} {
+				if _, err := regexp.Compile(f.re); err != nil {
+					return fmt.Errorf("verification.identities[%d].%s %q is not a valid regular expression", i, f.field, f.re)
 				}
 			}
 		}

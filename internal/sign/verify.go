@@ -166,6 +166,11 @@ func (v *Verifier) Verify(ctx context.Context, image name.Digest, t Trust, reg R
 	return out.(Result), nil
 }
 
+// Forget drops the cached verdicts on image, so that the next Verify reads
+// its signatures again: for a user who has just signed it and asks for a
+// check now.
+func (v *Verifier) Forget(image name.Digest) { v.cache.forget(image.Name()) }
+
 // checkSignatures reads image's signatures and judges them under ct.
 func checkSignatures(ctx context.Context, image name.Digest, ct *compiledTrust, reg Registry) (Result, error) {
 	h, err := v1.NewHash(image.DigestStr())

@@ -67,6 +67,18 @@ func (c *resultCache) put(k cacheKey, r Result, expires time.Time) {
 	c.entries[k] = c.order.PushFront(&cacheEntry{key: k, result: r, expires: expires})
 }
 
+// forget drops every verdict on image, whatever the trust.
+func (c *resultCache) forget(image string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, el := range c.entries {
+		if k.image == image {
+			c.order.Remove(el)
+			delete(c.entries, k)
+		}
+	}
+}
+
 // len returns the number of entries, expired ones included.
 func (c *resultCache) len() int {
 	c.mu.Lock()
