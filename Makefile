@@ -89,8 +89,9 @@ cosign-cli: ## Build the cosign CLI; once built, `make test` also checks that it
 	hack/cosign-cli.sh $(COSIGN_CLI) >/dev/null
 
 .PHONY: bench
-bench: trivy-cli ## Print scan benchmarks: in-process against the trivy CLI, DB updates, restarts, memory.
+bench: trivy-cli ## Print benchmarks: scans against the trivy CLI, DB updates, restarts, memory; signing and verification.
 	PLINTH_TRIVY_CLI=$(TRIVY_CLI) go test -run '^$$' -bench 'BenchmarkReport' -benchtime=1x ./internal/scan/trivy/
+	go test -run '^$$' -bench 'BenchmarkPublish|BenchmarkVerify' -benchmem ./internal/sign/
 
 # CLUSTER=1 makes `make run` use KUBECONFIG's cluster; unset (or 0, false,
 # no), it uses a local playground and never touches that cluster.
