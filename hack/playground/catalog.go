@@ -21,7 +21,7 @@ import (
 // catalogRow is one line of the catalog table: the columns of
 // `kubectl get baseimages` that say what plinth decided.
 type catalogRow struct {
-	name, image, approved, stale, critical, high, ready string
+	name, image, approved, stale, critical, high, signed, ready string
 	// created is the image's creation time; zero when plinth has not
 	// recorded it.
 	created time.Time
@@ -36,6 +36,7 @@ func catalogRows(items []catalogv1.BaseImage) []catalogRow {
 			image:    string(bi.Spec.Image),
 			approved: conditionStatus(bi.Status.Conditions, catalogv1.ApprovedCondition),
 			stale:    conditionStatus(bi.Status.Conditions, catalogv1.StaleCondition),
+			signed:   conditionStatus(bi.Status.Conditions, catalogv1.SignedCondition),
 			ready:    conditionStatus(bi.Status.Conditions, catalogv1.ReadyCondition),
 		}
 		if v := bi.Status.Vulnerabilities; v != nil {
@@ -56,7 +57,7 @@ func catalogRows(items []catalogv1.BaseImage) []catalogRow {
 func sameRows(a, b []catalogRow) bool {
 	return slices.EqualFunc(a, b, func(x, y catalogRow) bool {
 		return x.name == y.name && x.image == y.image && x.approved == y.approved && x.stale == y.stale &&
-			x.critical == y.critical && x.high == y.high && x.ready == y.ready && x.created.Equal(y.created)
+			x.critical == y.critical && x.high == y.high && x.signed == y.signed && x.ready == y.ready && x.created.Equal(y.created)
 	})
 }
 
@@ -69,17 +70,19 @@ func conditionStatus(conds []metav1.Condition, t string) string {
 }
 
 // renderCatalog prints the rows as kubectl does (its tabwriter settings), ages counted up to now. An
-// image age plinth has not recorded is "unknown".
+// image age plinth has not recorded is "unknown". SIGNED, which kubectl does
+// not show, is the status of the Signed condition: empty when the policy does
+// not sign.
 func renderCatalog(rows []catalogRow, now time.Time) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 6, 4, 3, ' ', 0)
-	fmt.Fprintln(w, "NAME\tIMAGE\tAPPROVED\tSTALE\tCRITICAL\tHIGH\tIMAGE AGE\tREADY")
+	fmt.Fprintln(w, "NAME\tIMAGE\tAPPROVED\tSTALE\tCRITICAL\tHIGH\tIMAGE AGE\tSIGNED\tREADY")
 	for _, r := range rows {
 		age := "unknown"
 		if !r.created.IsZero() {
 			age = duration.HumanDuration(now.Sub(r.created))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.name, r.image, r.approved, r.stale, r.critical, r.high, age, r.ready)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.name, r.image, r.approved, r.stale, r.critical, r.high, age, r.signed, r.ready)
 	}
 	_ = w.Flush()
 	return b.String()

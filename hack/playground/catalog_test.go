@@ -34,19 +34,25 @@ func judged(name, image string, approved, stale, ready metav1.ConditionStatus, c
 	return bi
 }
 
+// signed adds a Signed condition of status s to bi.
+func signed(bi *catalogv1.BaseImage, s metav1.ConditionStatus) *catalogv1.BaseImage {
+	bi.Status.Conditions = append(bi.Status.Conditions, metav1.Condition{Type: catalogv1.SignedCondition, Status: s, Reason: "Test"})
+	return bi
+}
+
 func at(d time.Duration) *time.Time { t := now.Add(-d); return &t }
 
 func TestRenderCatalogLooksLikeKubectl(t *testing.T) {
 	items := []catalogv1.BaseImage{
 		*judged("python-legacy", "localhost:5050/base/python:3.9", "False", "True", "False", 1, 1, at(1000*24*time.Hour)),
-		*judged("alpine", "localhost:5050/base/alpine:3.22", "True", "False", "True", 0, 0, at(72*time.Hour)),
+		*signed(judged("alpine", "localhost:5050/base/alpine:3.22", "True", "False", "True", 0, 0, at(72*time.Hour)), "True"),
 		*judged("node-from-docker-hub", "docker.io/library/node:22-alpine", "False", "", "False", -1, 0, nil),
 	}
 	got := renderCatalog(catalogRows(items), now)
-	want := `NAME                   IMAGE                              APPROVED   STALE   CRITICAL   HIGH   IMAGE AGE   READY
-alpine                 localhost:5050/base/alpine:3.22    True       False   0          0      3d          True
-node-from-docker-hub   docker.io/library/node:22-alpine   False                                unknown     False
-python-legacy          localhost:5050/base/python:3.9     False      True    1          1      2y270d      False
+	want := `NAME                   IMAGE                              APPROVED   STALE   CRITICAL   HIGH   IMAGE AGE   SIGNED   READY
+alpine                 localhost:5050/base/alpine:3.22    True       False   0          0      3d          True     True
+node-from-docker-hub   docker.io/library/node:22-alpine   False                                unknown              False
+python-legacy          localhost:5050/base/python:3.9     False      True    1          1      2y270d               False
 `
 	if got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)
@@ -67,6 +73,7 @@ func TestSameRowsIgnoresPassingTime(t *testing.T) {
 		"findings":  judged("alpine", "r/a:1", "True", "False", "True", 0, 1, at(time.Hour)),
 		"new image": judged("alpine", "r/a:1", "True", "False", "True", 0, 0, at(time.Minute)),
 		"no image":  judged("alpine", "r/a:1", "True", "False", "True", 0, 0, nil),
+		"signed":    signed(judged("alpine", "r/a:1", "True", "False", "True", 0, 0, at(time.Hour)), "True"),
 	} {
 		if sameRows(a, catalogRows([]catalogv1.BaseImage{*changed})) {
 			t.Errorf("%s: a changed row compares equal", name)

@@ -66,6 +66,11 @@ func runLocal(ctx context.Context, operator, registryAddr, stateDir, namespace s
 		return err
 	}
 	defer os.RemoveAll(cacheDir)
+	pubKey, err := createCatalogKey(ctx, c, namespace, stateDir)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(pubKey)
 	if err := applySamples(ctx, c, filepath.Join(testenv.Root(), "config", "samples"), namespace, sampleHost, time.Now()); err != nil {
 		return err
 	}
@@ -81,9 +86,14 @@ The catalog is printed below whenever it changes. With kubectl, watch it in
 another terminal:
   KUBECONFIG=%[1]s kubectl get baseimages -o wide -w
 
+The sample policy signs the digests it approves with a catalog key made for
+this run (Secret %[4]s, public key %[5]s). Once
+alpine is SIGNED, check its approval with cosign:
+  %[6]s
+
 Press Ctrl-C to stop everything.
 
-`, kubeconfig, sampleHost, dbRef)
+`, kubeconfig, sampleHost, dbRef, catalogKeySecret, pubKey, verifyCommand(pubKey, sampleHost))
 	stopPrinting := printCatalog(ctx, c, namespace)
 	defer stopPrinting()
 	return runOperator(ctx, operator, []string{"KUBECONFIG=" + kubeconfig},

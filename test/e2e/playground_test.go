@@ -115,6 +115,16 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 	if !strings.Contains(output(), "kubectl get baseimages -o wide -w") {
 		t.Errorf("the playground no longer shows the kubectl command:\n%s", output())
 	}
+	// The sample policy signs: what it approves is signed, what it refuses
+	// is not.
+	signed := map[string]string{}
+	for _, r := range rows {
+		signed[r["NAME"]] = r["SIGNED"]
+	}
+	if signed["alpine"] != "True" || signed["debian"] != "True" || signed["python-legacy"] != "False" {
+		t.Errorf("SIGNED = %v, want alpine and debian True, python-legacy False", signed)
+	}
+	checkCatalogSignature(t, cfg, state, output)
 	t.Logf("the playground's last table:\n%s", output()[strings.LastIndex(output(), "NAME "):])
 
 	// kubectl itself, when installed, prints the same.
@@ -141,8 +151,10 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 		conn.Close()
 		t.Errorf("the API server at %s still answers after Ctrl-C", u.Host)
 	}
-	if _, err := os.Stat(kubeconfig); !os.IsNotExist(err) {
-		t.Errorf("kubeconfig left behind: %v", err)
+	for _, f := range []string{kubeconfig, filepath.Join(state, "catalog.pub")} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s left behind: %v", filepath.Base(f), err)
+		}
 	}
 	if n := decoyConnections.Load(); n != 0 {
 		t.Errorf("the playground connected %d times to the cluster of KUBECONFIG", n)

@@ -96,7 +96,7 @@ func lastTable(output string) (header []string, rows []map[string]string) {
 	}
 	// kubectl's layout: each column starts where its header does.
 	h := lines[start]
-	cols := []string{"NAME", "IMAGE", "APPROVED", "STALE", "CRITICAL", "HIGH", "IMAGE AGE", "READY"}
+	cols := []string{"NAME", "IMAGE", "APPROVED", "STALE", "CRITICAL", "HIGH", "IMAGE AGE", "SIGNED", "READY"}
 	var offsets []int
 	for _, c := range cols {
 		i := strings.Index(h, c+" ")
