@@ -132,6 +132,14 @@ func (s *scope) result(verdicts ...*policy.Verdict) (ctrl.Result, error) {
 	if f := s.scan.failure; f != nil && f.requeue > 0 && f.requeue < next {
 		next = jitter(f.requeue)
 	}
+	if sig := s.bi.Status.Signature; sig != nil && s.policy != nil && s.policy.Spec.Signing != nil {
+		// Renew the approval attestation well before it runs out, whatever
+		// the jitter: half the grace before its validUntil.
+		grace := s.policy.Spec.Signing.ValidityGraceOrDefault()
+		if d := sig.ValidUntil.Sub(s.now) - grace/2; d > 0 && d < next {
+			next = d
+		}
+	}
 	for _, v := range verdicts {
 		if v == nil {
 			continue

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -124,31 +125,41 @@ func (s *scope) readyAfterSigning() {
 	markStalled(s.bi, p.reason, p.message)
 }
 
-// signFailed records a signing failure: transient registry failures are
-// retried with backoff, anything else at the policy's interval.
+// signFailed records a signing failure. Someone must act on a missing or
+// unusable key and on a registry refusing the push (Stalled, looked at
+// again at the policy's interval and when the key's Secret changes);
+// anything else (an unreachable registry, the API server) is retried with
+// backoff.
 func (s *scope) signFailed(err error, interval time.Duration) {
 	msg := fmt.Sprintf("Cannot sign the approved digest: %v", err)
 	setCondition(s.bi, catalogv1.SignedCondition, metav1.ConditionFalse, catalogv1.SigningFailedReason, msg)
-	p := &problem{kind: stalled, reason: catalogv1.SigningFailedReason, message: msg, requeue: jitter(interval)}
-	if registry.Retryable(err) {
-		p.kind, p.err = retrying, err
+	p := &problem{kind: retrying, reason: catalogv1.SigningFailedReason, message: msg, err: err}
+	var keyErr *signingKeyError
+	if errors.As(err, &keyErr) || errors.Is(err, sign.ErrInvalidPublication) ||
+		(registry.KindOf(err) != "" && !registry.Retryable(err)) {
+		p.kind, p.err, p.requeue = stalled, nil, jitter(interval)
 	}
 	s.signFailure = p
 }
+
+// signingKeyError is a catalog key someone must fix.
+type signingKeyError struct{ msg string }
+
+func (e *signingKeyError) Error() string { return e.msg }
 
 // signingKey loads the catalog key from its Secret, read without caching.
 func (r *BaseImageReconciler) signingKey(ctx context.Context, ns, secret string) (*sign.Key, error) {
 	var sec corev1.Secret
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: secret}, &sec)
 	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("the signing key Secret %q does not exist", secret)
+		return nil, &signingKeyError{fmt.Sprintf("the signing key Secret %q does not exist", secret)}
 	}
 	if err != nil {
 		return nil, err
 	}
 	key, err := sign.LoadKey(sec.Data, nil)
 	if err != nil {
-		return nil, fmt.Errorf("the signing key Secret %q: %w", secret, err)
+		return nil, &signingKeyError{fmt.Sprintf("the signing key Secret %q: %v", secret, err)}
 	}
 	return key, nil
 }

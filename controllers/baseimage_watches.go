@@ -72,8 +72,12 @@ func (r *BaseImageReconciler) baseImagesForConfigMap(ctx context.Context, o clie
 	return reqs
 }
 
-// policyNamesSecret tells whether a policy's verification reads the Secret.
+// policyNamesSecret tells whether a policy's verification or signing reads
+// the Secret.
 func policyNamesSecret(p *catalogv1.ImagePolicy, secret string) bool {
+	if sp := p.Spec.Signing; sp != nil && sp.KeySecretRef.Name == secret {
+		return true
+	}
 	v := p.Spec.Verification
 	if v == nil {
 		return false

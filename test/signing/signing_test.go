@@ -189,15 +189,16 @@ func TestARevokedDigestGetsNoNewApproval(t *testing.T) {
 }
 
 // noHotLoop checks that a failed entry is left alone until its requeue:
-// for a few seconds neither the registry nor the object hears from the
-// operator.
+// for a few seconds the object is not rewritten, nothing is pushed, and the
+// registry hears at most one more check (a late watch event of the key's
+// Secret may cost one reconcile; a loop would cost many).
 func noHotLoop(t *testing.T, o *operator, name string) {
 	t.Helper()
 	g := NewWithT(t)
 	rv := o.get(g, name).ResourceVersion
 	requests, writes := o.reg.Requests(), o.writes.Load()
 	g.Consistently(func(g Gomega) {
-		g.Expect(o.reg.Requests()).To(Equal(requests), "registry requests")
+		g.Expect(o.reg.Requests()-requests).To(BeNumerically("<=", 2), "registry requests")
 		g.Expect(o.writes.Load()).To(Equal(writes), "registry writes")
 		g.Expect(o.get(g, name).ResourceVersion).To(Equal(rv), "status rewritten")
 	}, 3*time.Second, 200*time.Millisecond).Should(Succeed())
@@ -238,10 +239,9 @@ func TestSigningFailuresAreReportedWithoutAHotLoop(t *testing.T) {
 		g.Expect(sigs).To(BeZero())
 		g.Expect(atts).To(BeEmpty())
 
-		// The Secret is created; the next reconcile signs.
+		// Creating the Secret is enough: the policy's key is watched.
 		key := newCosignKey(t, "s3cret")
 		o.putSecret("absent-key", key.data)
-		o.pokeAndWait("alpine")
 		o.expect("alpine", catalogv1.SignedCondition, metav1.ConditionTrue, catalogv1.SignedReason)
 		o.expect("alpine", catalogv1.ReadyCondition, metav1.ConditionTrue, catalogv1.SucceededReason)
 		_, err := o.verifySignatures(o.digest("base/alpine", d), key.pubPEM)
