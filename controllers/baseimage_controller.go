@@ -192,6 +192,11 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return conflictResult(ctx, recErr)
 	}
 
+	// A condition computed in several passes (Ready after signing) may have
+	// been flipped and back: it changed only if its status differs from
+	// what was stored.
+	keepTransitionTimes(before.Status.Conditions, bi.Status.Conditions)
+
 	// A reconcile that ends in a transient failure has not handled this
 	// generation: the retry does the work again.
 	if recErr == nil {

@@ -98,3 +98,14 @@ func conditionChanged(before, after []metav1.Condition, typ string) bool {
 		return a.Status != b.Status || a.Reason != b.Reason
 	}
 }
+
+// keepTransitionTimes gives each condition of after whose status equals
+// the same condition's in before the transition time it had there, so that
+// an unchanged status never moves its lastTransitionTime.
+func keepTransitionTimes(before, after []metav1.Condition) {
+	for i := range after {
+		if b := meta.FindStatusCondition(before, after[i].Type); b != nil && b.Status == after[i].Status {
+			after[i].LastTransitionTime = b.LastTransitionTime
+		}
+	}
+}
