@@ -47,6 +47,8 @@ type scope struct {
 	// digest (nil when not verified).
 	verifyMode catalogv1.VerificationMode
 	publisher  *sign.Result
+	// trust is the policy's trust, read once per reconcile.
+	trust *sign.Trust
 
 	// Set by scanResolved.
 	scan scanState

@@ -62,15 +62,20 @@ func (r *BaseImageReconciler) verifyPublisher(ctx context.Context, s *scope) {
 
 // checkPublisher verifies the publisher's signature on one digest of the
 // entry's repository under the policy's trust.
+// The trust is read from its Secrets and ConfigMaps once per reconcile.
 func (r *BaseImageReconciler) checkPublisher(ctx context.Context, s *scope, image name.Digest) (*sign.Result, *problem) {
-	trust, err := trustFor(ctx, r.APIReader, s.bi.Namespace, s.policy)
-	var cfgErr *trustConfigError
-	if errors.As(err, &cfgErr) {
-		return nil, &problem{kind: stalled, reason: catalogv1.TrustConfigInvalidReason, message: cfgErr.Error(), requeue: jitter(s.interval)}
+	if s.trust == nil {
+		trust, err := trustFor(ctx, r.APIReader, s.bi.Namespace, s.policy)
+		var cfgErr *trustConfigError
+		if errors.As(err, &cfgErr) {
+			return nil, &problem{kind: stalled, reason: catalogv1.TrustConfigInvalidReason, message: cfgErr.Error(), requeue: jitter(s.interval)}
+		}
+		if err != nil {
+			return nil, &problem{kind: retrying, reason: catalogv1.TrustConfigInvalidReason, message: "Cannot read the policy's trusted keys", err: err}
+		}
+		s.trust = &trust
 	}
-	if err != nil {
-		return nil, &problem{kind: retrying, reason: catalogv1.TrustConfigInvalidReason, message: "Cannot read the policy's trusted keys", err: err}
-	}
+	trust := *s.trust
 	tr, err := r.Registry.Transport(s.access)
 	if err != nil {
 		return nil, registryProblem("image's signatures", err, s.interval)
