@@ -183,6 +183,14 @@ var baseImageCases = []healthCase{
 		kstatus: status.FailedStatus,
 	},
 	{
+		name: "Stalled with reason Suspended, spec.suspend unset",
+		obj: baseImage(2,
+			cond(catalogv1.StalledCondition, yes, catalogv1.SuspendedReason, suspendedMsg),
+			cond(catalogv1.ReadyCondition, no, catalogv1.SuspendedReason, suspendedMsg)),
+		want:    health{"Suspended", suspendedMsg},
+		kstatus: status.FailedStatus,
+	},
+	{
 		name:    "suspend set, not yet observed",
 		obj:     suspended(withGeneration(baseImage(2, cond(catalogv1.ReadyCondition, yes, catalogv1.SucceededReason, approvedMsg)), 3)),
 		want:    health{"Suspended", "The entry is suspended"},
