@@ -30,7 +30,8 @@ type Format string
 
 const (
 	// FormatGeneric sends the Payload itself as a JSON object. It suits
-	// Tekton EventListeners and any receiver that reads JSON. The empty
+	// any receiver that reads JSON, a Tekton EventListener for one (which
+	// needs an interceptor of its own to check the signature). The empty
 	// Format means FormatGeneric.
 	FormatGeneric Format = "Generic"
 	// FormatRepositoryDispatch sends the body GitHub's "create a repository
