@@ -33,6 +33,7 @@ import (
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/controllers"
 	"github.com/plinth-dev/plinth/internal/metrics"
+	"github.com/plinth-dev/plinth/internal/rebuild"
 	"github.com/plinth-dev/plinth/internal/registry"
 	"github.com/plinth-dev/plinth/internal/scan"
 	"github.com/plinth-dev/plinth/internal/scan/trivy"
@@ -135,7 +136,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	var cacheOpts cache.Options
+	cacheOpts := cache.Options{ByObject: controllers.CacheByObject()}
 	if ns := splitList(o.watchNamespaces); len(ns) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, n := range ns {
@@ -170,6 +171,14 @@ func run(o options) error {
 	if err := (&controllers.ImagePolicyReconciler{Client: mgr.GetClient(), Recorder: recorder}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	// Rebuilds, deliveries and time to patch are counted whether or not
+	// plinth scans.
+	m := (*metrics.Metrics)(nil)
+	if scanning != nil {
+		m = scanning.Metrics
+	} else {
+		m = metrics.New(ctrlmetrics.Registry, nil)
+	}
 	if err := (&controllers.BaseImageReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
@@ -178,6 +187,8 @@ func run(o options) error {
 		Scanning:                scanning,
 		Verifier:                sign.NewVerifier(sign.VerifierOptions{}),
 		Signer:                  &sign.Signer{},
+		Webhooks:                &rebuild.Sender{},
+		Metrics:                 m,
 		MaxConcurrentReconciles: o.concurrency,
 		ReconcileTimeout:        o.reconcileTimeout,
 	}).SetupWithManager(mgr); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+	"github.com/plinth-dev/plinth/internal/metrics"
 	"github.com/plinth-dev/plinth/internal/registry"
 )
 
@@ -64,6 +66,13 @@ type BaseImageReconciler struct {
 	// it; it needs Scanning for the report and SBOM it attests.
 	Signer CatalogSigner
 
+	// Webhooks delivers rebuild webhooks and notifications.
+	Webhooks WebhookSender
+
+	// Metrics records rebuilds, deliveries and time to patch; nil records
+	// nothing.
+	Metrics *metrics.Metrics
+
 	// MaxConcurrentReconciles bounds how many BaseImages are reconciled at
 	// once.
 	MaxConcurrentReconciles int
@@ -79,6 +88,8 @@ type BaseImageReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets;serviceaccounts,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=catalog.plinth.dev,resources=baseimages/finalizers,verbs=update
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create
 
 // SetupWithManager registers the reconciler and its watches. SetupIndexes
 // must have been called first.
@@ -120,6 +131,7 @@ func (r *BaseImageReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&catalogv1.ImagePolicy{},
 			handler.EnqueueRequestsFromMapFunc(r.baseImagesForPolicy),
 			builder.WithPredicates(policyChangedPredicate())).
+		Owns(&batchv1.Job{}).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.baseImagesForSecret)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.baseImagesForConfigMap)).
 		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.baseImagesForServiceAccount),
@@ -161,7 +173,7 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 
 	// Status times are stored to the second; so is now, so that an
 	// unchanged observation compares equal.
-	s := &scope{bi: &bi, now: r.Clock.Now().UTC().Truncate(time.Second), progress: progress}
+	s := &scope{bi: &bi, now: r.Clock.Now().UTC().Truncate(time.Second), progress: progress, before: &before.Status}
 	var result ctrl.Result
 	var recErr error
 	if bi.Spec.Suspend {
@@ -182,9 +194,15 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 		r.record(s)
 		if s.stop == nil {
-			// Signing follows the verdict it attests.
+			// Signing follows the verdict it attests, and rebuilds the
+			// Stale condition.
 			r.signApproved(ctx, s)
 			s.readyAfterSigning()
+			r.triggerRebuild(ctx, s)
+		}
+		if (s.stop == nil || s.stop.kind == denied) && s.rebuildErr == nil {
+			// A refusal is a transition to tell too.
+			r.notify(ctx, s)
 		}
 		result, recErr = s.result(s.verdict, s.approvedVerdict)
 	}
@@ -219,6 +237,13 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		r.recordTransitions(before, &bi, s)
 	}
 	return result, recErr
+}
+
+// event records an event on the entry, when there is a recorder.
+func (r *BaseImageReconciler) event(bi *catalogv1.BaseImage, typ, reason, action, msg string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(bi, nil, typ, reason, action, "%s", msg)
+	}
 }
 
 // markSuspended records that plinth leaves the entry alone until someone

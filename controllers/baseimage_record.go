@@ -62,7 +62,10 @@ func (r *BaseImageReconciler) record(s *scope) {
 		st.Vulnerabilities, st.TopFindings = nil, nil
 		r.Scanning.Metrics.ForgetBaseImage(bi.Namespace, bi.Name)
 	}
-	recordApproved(s)
+	recordStaleSince(s)
+	if recordApproved(s) {
+		r.recordTimeToPatch(s)
+	}
 	recordFirstSeen(s)
 
 	approved := apimeta.FindStatusCondition(st.Conditions, catalogv1.ApprovedCondition)
@@ -104,20 +107,23 @@ func setStale(bi *catalogv1.BaseImage, v *policy.Verdict) {
 // becomes the approved one when it passes; the approved digest loses its
 // approval when its own verdict is a refusal, never because another digest
 // failed.
-func recordApproved(s *scope) {
+//
+// It tells whether the resolved digest was approved for the first time.
+func recordApproved(s *scope) (first bool) {
 	st := &s.bi.Status
 	if v := s.verdict; v != nil {
 		switch {
 		case v.Approved:
 			if h := &st.History[0]; h.ApprovedAt == nil {
 				h.ApprovedAt = &metav1.Time{Time: s.now}
+				first = true
 			}
 			st.ApprovedDigest = s.digest
 			st.Approved = approvedBlock(s.digest, approvedAtOf(st, s.digest), v, s.scan.dbVersion)
-			return
+			return first
 		case st.ApprovedDigest == s.digest:
 			revoke(s, v.ApprovedMessage)
-			return
+			return false
 		}
 	}
 	switch {
@@ -135,6 +141,7 @@ func recordApproved(s *scope) {
 		st.Approved = &catalogv1.ApprovedDigestStatus{Digest: st.ApprovedDigest,
 			ApprovedAt: metav1.Time{Time: approvedAtOf(st, st.ApprovedDigest)}}
 	}
+	return false
 }
 
 // approvedBlock is the status of an approved digest from its verdict.

@@ -75,6 +75,15 @@ type scope struct {
 	// reconcile; empty when it did not.
 	revoked string
 
+	// before is the status as stored when the reconcile started.
+	before *catalogv1.BaseImageStatus
+
+	// Set by triggerRebuild and notify: a transient failure to retry with
+	// backoff, and the earliest time something falls due (a rebuild, an
+	// exception warning, a notification retry); zero when nothing does.
+	rebuildErr error
+	wakeAt     time.Time
+
 	// stop ends the reconcile early: something before the verdict failed.
 	stop *problem
 }
@@ -130,7 +139,15 @@ func (s *scope) result(verdicts ...*policy.Verdict) (ctrl.Result, error) {
 			return ctrl.Result{}, f.err
 		}
 	}
+	if s.rebuildErr != nil {
+		return ctrl.Result{}, s.rebuildErr
+	}
 	next := jitter(s.interval)
+	if !s.wakeAt.IsZero() {
+		if d := s.wakeAt.Sub(s.now) + time.Second; d > 0 && d < next {
+			next = d
+		}
+	}
 	if f := s.scan.failure; f != nil && f.requeue > 0 && f.requeue < next {
 		next = jitter(f.requeue)
 	}
@@ -157,4 +174,21 @@ func (s *scope) result(verdicts ...*policy.Verdict) (ctrl.Result, error) {
 		}
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
+}
+
+// persist writes status as it stands before something is sent that must
+// not be sent twice: a refused write (the object changed meanwhile) stops
+// the reconcile before sending, and a written one records what is being
+// sent, so that a restart neither loses nor repeats it.
+func (s *scope) persist(ctx context.Context) error {
+	keepTransitionTimes(s.before.Conditions, s.bi.Status.Conditions)
+	return s.progress(ctx)
+}
+
+// wake asks for the entry to be reconciled again at t, if nothing else
+// brings it back sooner.
+func (s *scope) wake(t time.Time) {
+	if s.wakeAt.IsZero() || t.Before(s.wakeAt) {
+		s.wakeAt = t
+	}
 }

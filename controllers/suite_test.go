@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,11 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+	"github.com/plinth-dev/plinth/internal/rebuild"
 	"github.com/plinth-dev/plinth/internal/registry"
 	"github.com/plinth-dev/plinth/test/testenv"
 )
@@ -60,6 +63,7 @@ func runSuite(m *testing.M) int {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  testenv.Scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   cache.Options{ByObject: CacheByObject()},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -83,6 +87,8 @@ func runSuite(m *testing.M) int {
 		APIReader:               mgr.GetAPIReader(),
 		Registry:                regClient,
 		Recorder:                mgr.GetEventRecorder("plinth"),
+		Clock:                   testClock,
+		Webhooks:                &rebuild.Sender{Timeout: 2 * time.Second, MaxAttempts: 2, Backoff: 100 * time.Millisecond},
 		MaxConcurrentReconciles: 8,
 	}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -103,6 +109,39 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	return code
+}
+
+// testClock is the operator's clock: the real time unless a test sets it.
+var testClock = &settableClock{}
+
+// settableClock reads the real time, or the time a test set.
+type settableClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *settableClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.now.IsZero() {
+		return time.Now()
+	}
+	return c.now
+}
+
+func (c *settableClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+// setClock sets the operator's time until the test ends.
+func setClock(t *testing.T, now time.Time) {
+	t.Helper()
+	testClock.mu.Lock()
+	testClock.now = now
+	testClock.mu.Unlock()
+	t.Cleanup(func() {
+		testClock.mu.Lock()
+		testClock.now = time.Time{}
+		testClock.mu.Unlock()
+	})
 }
 
 func zapLevel() zapcore.Level {

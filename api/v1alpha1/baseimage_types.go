@@ -90,6 +90,12 @@ type BaseImageSpec struct {
 	// +optional
 	Insecure bool `json:"insecure,omitempty"`
 
+	// rebuild says what to do when the entry becomes Stale: run a Job, call
+	// a signed webhook, or both. Unset does nothing but report Stale (the
+	// policy's rebuild webhook, if any, is still called).
+	// +optional
+	Rebuild *RebuildSpec `json:"rebuild,omitempty"`
+
 	// suspend tells plinth to stop checking this entry; its last verdict is
 	// kept, and Ready=False and Stalled=True say Suspended. Defaults to false.
 	// +optional
@@ -195,6 +201,24 @@ type DigestRecord struct {
 	// first appeared.
 	// +optional
 	UpstreamDigest string `json:"upstreamDigest,omitempty"`
+
+	// staleSince is when the entry became Stale while on this digest.
+	// +optional
+	StaleSince *metav1.Time `json:"staleSince,omitempty"`
+
+	// timeToPatch is, for a digest approved after a stale one, how long the
+	// entry was stale: from the previous digest's staleSince to this
+	// digest's approval.
+	// +optional
+	TimeToPatch *metav1.Duration `json:"timeToPatch,omitempty"`
+
+	// fixed lists blocking findings of the previous digests that this
+	// digest, once approved, no longer has, with how long each stayed open
+	// (at most 10, the longest open first).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	Fixed []FixedFinding `json:"fixed,omitempty"`
 }
 
 // BaseImageStatus is what plinth observed and decided about a BaseImage.
@@ -305,6 +329,17 @@ type BaseImageStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=20
 	TopFindings []Finding `json:"topFindings,omitempty"`
+
+	// rebuild records the last rebuild trigger.
+	// +optional
+	Rebuild *RebuildStatus `json:"rebuild,omitempty"`
+
+	// notifications are the last transitions told to the policy's
+	// notification targets (at most 16), with those still pending.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Notifications []NotificationRecord `json:"notifications,omitempty"`
 
 	// lastHandledReconcileAt is the value of the
 	// reconcile.plinth.dev/requestedAt annotation that was last acted on.

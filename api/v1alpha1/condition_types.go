@@ -232,4 +232,26 @@ const (
 	// own merits (a remediation window passed, an exception expired, the
 	// policy changed, or its registry is no longer allowed).
 	ApprovalRevokedReason = "ApprovalRevoked"
+
+	// RebuildTriggeredReason: plinth created a rebuild Job or delivered the
+	// rebuild webhook for a stale digest.
+	RebuildTriggeredReason = "RebuildTriggered"
+
+	// RebuildSucceededReason: the rebuild Job succeeded.
+	RebuildSucceededReason = "RebuildSucceeded"
+
+	// RebuildFailedReason: a rebuild could not be triggered, or its Job
+	// failed; the next trigger backs off.
+	RebuildFailedReason = "RebuildFailed"
+
+	// ApprovalLostReason: the Approved condition went from True to False.
+	ApprovalLostReason = "ApprovalLost"
+
+	// ExceptionExpiringReason: an exception the approval depends on
+	// expires soon.
+	ExceptionExpiringReason = "ExceptionExpiring"
+
+	// NotificationFailedReason: a notification could not be delivered and
+	// plinth gave up on it.
+	NotificationFailedReason = "NotificationFailed"
 )

@@ -83,6 +83,30 @@ type ImagePolicySpec struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=256
 	Exceptions []VulnerabilityException `json:"exceptions,omitempty"`
+
+	// rebuild holds rebuild defaults for this policy's BaseImages: a
+	// webhook called when an entry becomes Stale, and the least interval
+	// between triggers.
+	// +optional
+	Rebuild *PolicyRebuild `json:"rebuild,omitempty"`
+
+	// notifications are signed webhooks told when an entry of this policy
+	// loses approval, becomes Stale, has its approved digest revoked, or
+	// depends on an exception about to expire. Each transition is
+	// delivered once to each target.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=8
+	Notifications []NotificationTarget `json:"notifications,omitempty"`
+
+	// exceptionExpiryWarning is how long before an exception the approval
+	// depends on expires the ExceptionExpiring notification fires, e.g.
+	// "168h". Defaults to 168h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	ExceptionExpiryWarning *metav1.Duration `json:"exceptionExpiryWarning,omitempty"`
 }
 
 // VerificationMode says what a missing or invalid publisher signature
