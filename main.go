@@ -156,6 +156,9 @@ func run(o options) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
+	// The catalog's state is read from the cache at each scrape, so it
+	// covers exactly the watched namespaces.
+	ctrlmetrics.Registry.MustRegister(metrics.NewCatalogCollector(mgr.GetClient(), time.Now))
 
 	recorder := mgr.GetEventRecorder("plinth")
 	var scanning *controllers.Scanning

@@ -77,7 +77,7 @@ func (k *kubeconfigCluster) String() string {
 // runOnCluster installs the CRDs on the kubeconfig's cluster and runs the
 // operator against it until ctx ends, printing the BaseImages of the
 // context's namespace as they change. It applies no samples.
-func runOnCluster(ctx context.Context, operator string) error {
+func runOnCluster(ctx context.Context, operator, metricsAddr string) error {
 	k, err := loadKubeconfigCluster()
 	if err != nil {
 		return fmt.Errorf("-cluster: %w", err)
@@ -103,6 +103,6 @@ Press Ctrl-C to stop the operator (the CRDs and your objects stay).
 	stopPrinting := printCatalog(ctx, c, k.namespace)
 	defer stopPrinting()
 	// The operator reads the same files, so it uses the same context.
-	return runOperator(ctx, operator, []string{"KUBECONFIG=" + strings.Join(k.files, string(os.PathListSeparator))},
+	return runOperator(ctx, operator, metricsAddr, []string{"KUBECONFIG=" + strings.Join(k.files, string(os.PathListSeparator))},
 		"--cache-dir="+filepath.Join(testenv.Root(), "bin", "playground-cache"))
 }

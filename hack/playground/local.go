@@ -18,7 +18,7 @@ import (
 // runLocal starts the local control plane and sample registry, applies the
 // samples and runs the operator until ctx ends, printing the catalog as it
 // changes, then stops everything.
-func runLocal(ctx context.Context, operator, registryAddr, stateDir, namespace string) (err error) {
+func runLocal(ctx context.Context, operator, metricsAddr, registryAddr, stateDir, namespace string) (err error) {
 	fmt.Println("Using a local playground: starting a control plane and a sample registry on this machine.")
 	if k, err := loadKubeconfigCluster(); err == nil {
 		fmt.Printf("Your kubeconfig's cluster (%s) is left alone; `make run CLUSTER=1` uses it instead.\n", k)
@@ -96,7 +96,7 @@ Press Ctrl-C to stop everything.
 `, kubeconfig, sampleHost, dbRef, catalogKeySecret, pubKey, verifyCommand(pubKey, sampleHost))
 	stopPrinting := printCatalog(ctx, c, namespace)
 	defer stopPrinting()
-	return runOperator(ctx, operator, []string{"KUBECONFIG=" + kubeconfig},
+	return runOperator(ctx, operator, metricsAddr, []string{"KUBECONFIG=" + kubeconfig},
 		"--vuln-db-repository="+dbRef, "--vuln-db-insecure", "--cache-dir="+cacheDir)
 }
 

@@ -33,6 +33,7 @@ func main() {
 		registryAddr string
 		stateDir     string
 		namespace    string
+		metricsAddr  string
 	)
 	root := testenv.Root()
 	flag.BoolVar(&onCluster, "cluster", false, "Run against the cluster of KUBECONFIG (or ~/.kube/config) instead of a local playground: install the CRDs there and run the operator against it.")
@@ -40,16 +41,21 @@ func main() {
 	flag.StringVar(&registryAddr, "registry-address", "127.0.0.1:5050", "Loopback address of the sample registry; port 0 picks a free one. The samples name it localhost:5050 and are rewritten to the actual port.")
 	flag.StringVar(&stateDir, "state-dir", filepath.Join(root, "bin", "playground"), "Where the local playground writes its kubeconfig.")
 	flag.StringVar(&namespace, "namespace", "default", "Namespace the samples are applied to in the local playground.")
+	flag.StringVar(&metricsAddr, "metrics-address", "", "Loopback address (host:port) on which the operator serves its metrics over plain HTTP; empty serves none.")
 	flag.Parse()
+	if _, err := metricsFlags(metricsAddr); err != nil {
+		fmt.Fprintln(os.Stderr, "playground:", err)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	var err error
 	if onCluster {
-		err = runOnCluster(ctx, operator)
+		err = runOnCluster(ctx, operator, metricsAddr)
 	} else {
-		err = runLocal(ctx, operator, registryAddr, stateDir, namespace)
+		err = runLocal(ctx, operator, metricsAddr, registryAddr, stateDir, namespace)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "playground:", err)

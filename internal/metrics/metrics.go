@@ -17,6 +17,37 @@ const (
 	ScanFailed    = "failure"
 )
 
+// Rebuild outcomes, the values of plinth_rebuilds_total's outcome label.
+const (
+	// RebuildTriggered counts rebuilds started: a Job created or a webhook
+	// delivered.
+	RebuildTriggered = "triggered"
+	// RebuildSucceeded counts rebuild Jobs that completed.
+	RebuildSucceeded = "succeeded"
+	// RebuildFailed counts rebuild Jobs that failed.
+	RebuildFailed = "failed"
+	// RebuildRefused counts rebuild Jobs the API server refused to create.
+	RebuildRefused = "refused"
+)
+
+// Webhook delivery kinds and outcomes, the values of
+// plinth_webhook_deliveries_total's kind and outcome labels.
+const (
+	// DeliveryRebuild is a signed rebuild webhook.
+	DeliveryRebuild = "rebuild"
+	// DeliveryNotification is a notification webhook.
+	DeliveryNotification = "notification"
+	// DeliverySucceeded is a delivery the receiver accepted (2xx).
+	DeliverySucceeded = "success"
+	// DeliveryFailed is a delivery that failed: no connection, a timeout
+	// or a non-2xx answer.
+	DeliveryFailed = "failure"
+)
+
+// patchBuckets span remediation times from an hour to about three months:
+// 1h, 2h, 4h, ... 2048h (85 days).
+var patchBuckets = prometheus.ExponentialBuckets(3600, 2, 12)
+
 // Metrics are the collectors the controllers update.
 type Metrics struct {
 	scans           *prometheus.CounterVec
@@ -24,6 +55,10 @@ type Metrics struct {
 	vulnerabilities *prometheus.GaugeVec
 	dbFailures      prometheus.Counter
 	dbLastSuccess   prometheus.Gauge
+	timeToPatch     prometheus.Histogram
+	timeToFix       prometheus.Histogram
+	rebuilds        *prometheus.CounterVec
+	deliveries      *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them, together with a gauge of
@@ -52,8 +87,37 @@ func New(reg prometheus.Registerer, dbUpdatedAt func() time.Time) *Metrics {
 			Name: "plinth_vulndb_last_success_timestamp_seconds",
 			Help: "When an attempt to update the vulnerability DB last succeeded, in seconds since the epoch; 0 when none has since start.",
 		}),
+		timeToPatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "plinth_time_to_patch_seconds",
+			Help:    "Time from a BaseImage turning Stale to the approval of a new digest.",
+			Buckets: patchBuckets,
+		}),
+		timeToFix: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "plinth_vulnerability_time_to_fix_seconds",
+			Help:    "Time from the first detection of a blocking vulnerability in a BaseImage to the approval of a digest without it.",
+			Buckets: patchBuckets,
+		}),
+		rebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plinth_rebuilds_total",
+			Help: "Rebuilds of stale BaseImages, by outcome: triggered, succeeded, failed, refused (the API server refused the Job).",
+		}, []string{"outcome"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plinth_webhook_deliveries_total",
+			Help: "Webhook deliveries, by kind (rebuild, notification) and outcome (success, failure).",
+		}, []string{"kind", "outcome"}),
 	}
-	reg.MustRegister(m.scans, m.scanDuration, m.vulnerabilities, m.dbFailures, m.dbLastSuccess)
+	// Every outcome exists from the start, so that rate() and increase()
+	// see the first event.
+	for _, o := range []string{RebuildTriggered, RebuildSucceeded, RebuildFailed, RebuildRefused} {
+		m.rebuilds.WithLabelValues(o).Add(0)
+	}
+	for _, k := range []string{DeliveryRebuild, DeliveryNotification} {
+		for _, o := range []string{DeliverySucceeded, DeliveryFailed} {
+			m.deliveries.WithLabelValues(k, o).Add(0)
+		}
+	}
+	reg.MustRegister(m.scans, m.scanDuration, m.vulnerabilities, m.dbFailures, m.dbLastSuccess,
+		m.timeToPatch, m.timeToFix, m.rebuilds, m.deliveries)
 	if dbUpdatedAt != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "plinth_vulndb_age_seconds",
@@ -110,4 +174,41 @@ func (m *Metrics) ForgetBaseImage(namespace, name string) {
 		return
 	}
 	m.vulnerabilities.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
+}
+
+// ObserveTimeToPatch records how long a BaseImage was Stale before a new
+// digest was approved.
+func (m *Metrics) ObserveTimeToPatch(staleFor time.Duration) {
+	if m == nil {
+		return
+	}
+	m.timeToPatch.Observe(staleFor.Seconds())
+}
+
+// ObserveCVETimeToFix records how long a blocking vulnerability stayed
+// open: from its first detection in a BaseImage to the approval of a digest
+// without it.
+func (m *Metrics) ObserveCVETimeToFix(open time.Duration) {
+	if m == nil {
+		return
+	}
+	m.timeToFix.Observe(open.Seconds())
+}
+
+// ObserveRebuild counts one rebuild event; outcome is one of
+// RebuildTriggered, RebuildSucceeded, RebuildFailed and RebuildRefused.
+func (m *Metrics) ObserveRebuild(outcome string) {
+	if m == nil {
+		return
+	}
+	m.rebuilds.WithLabelValues(outcome).Inc()
+}
+
+// ObserveDelivery counts one webhook delivery; kind is DeliveryRebuild or
+// DeliveryNotification, outcome DeliverySucceeded or DeliveryFailed.
+func (m *Metrics) ObserveDelivery(kind, outcome string) {
+	if m == nil {
+		return
+	}
+	m.deliveries.WithLabelValues(kind, outcome).Inc()
 }

@@ -131,3 +131,97 @@ plinth_vulndb_age_seconds -1
 		t.Fatal(err)
 	}
 }
+
+func TestEventSeriesExistFromTheStart(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	New(reg, nil)
+	want := `
+# HELP plinth_rebuilds_total Rebuilds of stale BaseImages, by outcome: triggered, succeeded, failed, refused (the API server refused the Job).
+# TYPE plinth_rebuilds_total counter
+plinth_rebuilds_total{outcome="failed"} 0
+plinth_rebuilds_total{outcome="refused"} 0
+plinth_rebuilds_total{outcome="succeeded"} 0
+plinth_rebuilds_total{outcome="triggered"} 0
+# HELP plinth_webhook_deliveries_total Webhook deliveries, by kind (rebuild, notification) and outcome (success, failure).
+# TYPE plinth_webhook_deliveries_total counter
+plinth_webhook_deliveries_total{kind="notification",outcome="failure"} 0
+plinth_webhook_deliveries_total{kind="notification",outcome="success"} 0
+plinth_webhook_deliveries_total{kind="rebuild",outcome="failure"} 0
+plinth_webhook_deliveries_total{kind="rebuild",outcome="success"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "plinth_rebuilds_total", "plinth_webhook_deliveries_total"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"plinth_time_to_patch_seconds", "plinth_vulnerability_time_to_fix_seconds"} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != 1 {
+			t.Errorf("%s: %d series, %v; want 1", name, n, err)
+		}
+	}
+}
+
+func TestRebuildsAndDeliveries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg, nil)
+	m.ObserveRebuild(RebuildTriggered)
+	m.ObserveRebuild(RebuildTriggered)
+	m.ObserveRebuild(RebuildSucceeded)
+	m.ObserveRebuild(RebuildRefused)
+	m.ObserveDelivery(DeliveryRebuild, DeliverySucceeded)
+	m.ObserveDelivery(DeliveryNotification, DeliveryFailed)
+	m.ObserveDelivery(DeliveryNotification, DeliveryFailed)
+	m.ObserveDelivery(DeliveryNotification, DeliverySucceeded)
+
+	want := `
+# HELP plinth_rebuilds_total Rebuilds of stale BaseImages, by outcome: triggered, succeeded, failed, refused (the API server refused the Job).
+# TYPE plinth_rebuilds_total counter
+plinth_rebuilds_total{outcome="failed"} 0
+plinth_rebuilds_total{outcome="refused"} 1
+plinth_rebuilds_total{outcome="succeeded"} 1
+plinth_rebuilds_total{outcome="triggered"} 2
+# HELP plinth_webhook_deliveries_total Webhook deliveries, by kind (rebuild, notification) and outcome (success, failure).
+# TYPE plinth_webhook_deliveries_total counter
+plinth_webhook_deliveries_total{kind="notification",outcome="failure"} 2
+plinth_webhook_deliveries_total{kind="notification",outcome="success"} 1
+plinth_webhook_deliveries_total{kind="rebuild",outcome="failure"} 0
+plinth_webhook_deliveries_total{kind="rebuild",outcome="success"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "plinth_rebuilds_total", "plinth_webhook_deliveries_total"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTimeToPatchHistograms(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg, nil)
+	m.ObserveTimeToPatch(90 * time.Minute)
+	m.ObserveTimeToPatch(10 * 24 * time.Hour)
+	m.ObserveTimeToPatch(200 * 24 * time.Hour) // beyond the last bucket
+	m.ObserveCVETimeToFix(30 * time.Minute)
+
+	buckets := func(counts ...int) string {
+		var b strings.Builder
+		for i, le := range []string{"3600", "7200", "14400", "28800", "57600", "115200", "230400", "460800", "921600", "1.8432e+06", "3.6864e+06", "7.3728e+06"} {
+			fmt.Fprintf(&b, "%%[1]s_bucket{le=%q} %d\n", le, counts[i])
+		}
+		fmt.Fprintf(&b, "%%[1]s_bucket{le=\"+Inf\"} %d\n", counts[len(counts)-1])
+		return b.String()
+	}
+	patch := fmt.Sprintf("# HELP %[1]s Time from a BaseImage turning Stale to the approval of a new digest.\n# TYPE %[1]s histogram\n"+
+		buckets(0, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3)+"%[1]s_sum %[2]v\n%[1]s_count 3\n",
+		"plinth_time_to_patch_seconds", (90*time.Minute + 210*24*time.Hour).Seconds())
+	fix := fmt.Sprintf("# HELP %[1]s Time from the first detection of a blocking vulnerability in a BaseImage to the approval of a digest without it.\n# TYPE %[1]s histogram\n"+
+		buckets(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)+"%[1]s_sum 1800\n%[1]s_count 1\n",
+		"plinth_vulnerability_time_to_fix_seconds")
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(patch+fix),
+		"plinth_time_to_patch_seconds", "plinth_vulnerability_time_to_fix_seconds"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestObserveOnNilMetrics(t *testing.T) {
+	var m *Metrics
+	m.ObserveTimeToPatch(time.Hour)
+	m.ObserveCVETimeToFix(time.Hour)
+	m.ObserveRebuild(RebuildFailed)
+	m.ObserveDelivery(DeliveryRebuild, DeliveryFailed)
+}
