@@ -11,6 +11,7 @@ import (
 	"github.com/operator-framework/api/pkg/manifests"
 	"github.com/operator-framework/api/pkg/validation"
 	interfaces "github.com/operator-framework/api/pkg/validation/interfaces"
+	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/plinth-dev/plinth/hack/bundle/bundlegen"
 )
@@ -58,6 +59,27 @@ func TestBundleValidates(t *testing.T) {
 	}
 	if got := bundle.CSV.Spec.InstallStrategy.StrategySpec.ClusterPermissions; len(got) != 1 || !reflect.DeepEqual(got[0].Rules, generatedRole(t).Rules) {
 		t.Errorf("bundle clusterPermissions differ from config/rbac/role.yaml: %+v", got)
+	}
+}
+
+// TestBundleShipsCatalogRoles checks that an OLM install gets the catalog
+// roles for people, with the names, aggregation labels and rules that
+// config/default installs.
+func TestBundleShipsCatalogRoles(t *testing.T) {
+	bundle, err := manifests.GetBundleFromDir(filepath.Join(root(), "bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := render(t, "config/default")
+	for _, name := range catalogRoles {
+		want := typed[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", name))
+		got := typed[rbacv1.ClusterRole](t, find(t, bundle.Objects, "ClusterRole", name))
+		if !reflect.DeepEqual(got.Labels, want.Labels) {
+			t.Errorf("bundle %s labels = %v, config/default's = %v", name, got.Labels, want.Labels)
+		}
+		if !reflect.DeepEqual(got.Rules, want.Rules) {
+			t.Errorf("bundle %s rules = %+v, config/default's = %+v", name, got.Rules, want.Rules)
+		}
 	}
 }
 

@@ -102,7 +102,7 @@ func TestDefaultInstallsDryRun(t *testing.T) {
 		}
 	}
 	want := map[string]int{
-		"Namespace": 1, "CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 2,
+		"Namespace": 1, "CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 5,
 		"ClusterRoleBinding": 1, "Service": 1, "Deployment": 1,
 	}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {

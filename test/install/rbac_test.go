@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -31,8 +33,9 @@ func generatedRole(t *testing.T) *rbacv1.ClusterRole {
 // TestRBACIsWhatTheMarkersGenerate checks that the installed permissions are
 // exactly those of the markers: the operator's ClusterRole has the rules of
 // the generated role and nothing else, the only binding grants it to the
-// operator's service account, and the one other role (for Prometheus) is
-// not bound by the installation and only reads /metrics.
+// operator's service account, and the other roles (for Prometheus and for
+// people) are not bound by the installation; the one for Prometheus only
+// reads /metrics.
 func TestRBACIsWhatTheMarkersGenerate(t *testing.T) {
 	objs := render(t, "config/default")
 	manager := typed[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", "plinth-manager-role"))
@@ -51,7 +54,7 @@ func TestRBACIsWhatTheMarkersGenerate(t *testing.T) {
 	for _, o := range objs {
 		switch o.GetKind() {
 		case "Role", "ClusterRole":
-			if n := o.GetName(); n != "plinth-manager-role" && n != "plinth-metrics-reader" {
+			if n := o.GetName(); n != "plinth-manager-role" && n != "plinth-metrics-reader" && !slices.Contains(catalogRoles, n) {
 				t.Errorf("unexpected %s %s: every permission comes from the markers", o.GetKind(), n)
 			}
 		case "RoleBinding", "ClusterRoleBinding":
@@ -68,5 +71,69 @@ func TestRBACIsWhatTheMarkersGenerate(t *testing.T) {
 	}
 	if bindings != 1 {
 		t.Errorf("%d bindings rendered, want 1", bindings)
+	}
+}
+
+// The ClusterRoles for people that config/default installs, by their
+// installed names (config/default prefixes every name with plinth-).
+const (
+	viewerRole      = "plinth-catalog-viewer"
+	editorRole      = "plinth-baseimage-editor"
+	policyAdminRole = "plinth-policy-admin"
+)
+
+var catalogRoles = []string{viewerRole, editorRole, policyAdminRole}
+
+// Labels by which Kubernetes' clusterrole-aggregation controller adds a
+// role's rules to the built-in view, edit and admin roles.
+const (
+	aggregateToView  = "rbac.authorization.k8s.io/aggregate-to-view"
+	aggregateToEdit  = "rbac.authorization.k8s.io/aggregate-to-edit"
+	aggregateToAdmin = "rbac.authorization.k8s.io/aggregate-to-admin"
+)
+
+// TestCatalogRolesAggregation checks where each catalog role is aggregated:
+// the viewer into view (and, as Kubernetes' own read rules are, into edit
+// and admin), the BaseImage editor into edit and admin, and the policy
+// admin nowhere, so that only an explicit binding grants it. It also checks
+// that no catalog role may write a status, which only plinth writes.
+func TestCatalogRolesAggregation(t *testing.T) {
+	objs := render(t, "config/default")
+	want := map[string][]string{
+		viewerRole:      {aggregateToAdmin, aggregateToEdit, aggregateToView},
+		editorRole:      {aggregateToAdmin, aggregateToEdit},
+		policyAdminRole: nil,
+	}
+	for _, name := range catalogRoles {
+		role := typed[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", name))
+		var got []string
+		for k, v := range role.Labels {
+			if strings.HasPrefix(k, "rbac.authorization.k8s.io/aggregate-to-") {
+				if v != "true" {
+					t.Errorf("%s: label %s=%q, want \"true\"", name, k, v)
+				}
+				got = append(got, k)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want[name]) {
+			t.Errorf("%s is aggregated by %q, want %q", name, got, want[name])
+		}
+		if role.AggregationRule != nil {
+			t.Errorf("%s has an aggregation rule; its rules are its own", name)
+		}
+		for _, r := range role.Rules {
+			if !slices.Equal(r.APIGroups, []string{"catalog.plinth.dev"}) {
+				t.Errorf("%s grants API groups %q, want only catalog.plinth.dev", name, r.APIGroups)
+			}
+			for _, res := range r.Resources {
+				if strings.HasSuffix(res, "/status") && !slices.Equal(r.Verbs, []string{"get"}) {
+					t.Errorf("%s grants %q on %s; status is read-only for people", name, r.Verbs, res)
+				}
+			}
+			if slices.Contains(r.Verbs, "*") || slices.Contains(r.Resources, "*") {
+				t.Errorf("%s grants a wildcard: %+v", name, r)
+			}
+		}
 	}
 }

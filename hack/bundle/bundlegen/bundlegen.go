@@ -121,7 +121,8 @@ func Files(o Options) (map[string][]byte, error) {
 				perms = append(perms, operatorsv1alpha1.StrategyDeploymentPermissions{Rules: role.Rules})
 				continue
 			}
-			// Roles for others (the metrics reader) ship as plain manifests.
+			// Roles for others (the metrics reader, the catalog roles for
+			// people) ship as plain manifests; OLM creates them as they are.
 			if err := addManifest(files, u); err != nil {
 				return nil, err
 			}
