@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ type Entry struct {
 	ResolvedDigest string
 	// History lists the digests of status.history, newest first.
 	History []string
+
+	leaf     string // last path element of Repository
+	approved string // Image@ApprovedDigest
 }
 
 // role is what a digest is to an entry, best first.
@@ -113,6 +117,10 @@ func EntryFrom(bi *catalogv1.BaseImage) Entry {
 		if ref, err := name.ParseReference(e.Image); err == nil {
 			e.Repository = repositoryOf(ref.Context())
 		}
+	}
+	e.leaf = path.Base(e.Repository)
+	if e.ApprovedDigest != "" {
+		e.approved = e.Image + "@" + e.ApprovedDigest
 	}
 	for _, h := range bi.Status.History {
 		if d := validDigest(h.Digest); d != "" {

@@ -314,30 +314,33 @@ func unknown(res Result, reason string, err error) Result {
 // rest by name.
 func alternatives(snap *snapshot, entry *Entry, repo, baseName string) []Alternative {
 	leaf := path.Base(repo)
-	if r, err := name.ParseReference(baseName); err == nil {
-		leaf = path.Base(r.Context().RepositoryStr())
+	if baseName != "" {
+		if r, err := name.ParseReference(baseName); err == nil {
+			leaf = path.Base(r.Context().RepositoryStr())
+		}
 	}
-	rank := func(e *Entry) int {
+	var ranked [4][]*Entry
+	for _, e := range snap.approved {
+		r := 3
 		switch {
 		case e == entry:
-			return 0
+			r = 0
 		case e.Repository == repo:
-			return 1
-		case path.Base(e.Repository) == leaf:
-			return 2
+			r = 1
+		case e.leaf == leaf:
+			r = 2
 		}
-		return 3
+		if len(ranked[r]) < MaxAlternatives {
+			ranked[r] = append(ranked[r], e)
+		}
 	}
-	var out []Alternative
-	for r := 0; r <= 3 && len(out) < MaxAlternatives; r++ {
-		for _, e := range snap.approved {
-			if rank(e) != r {
-				continue
-			}
-			out = append(out, Alternative{BaseImage: e.Name, Image: e.Image, Reference: e.Image + "@" + e.ApprovedDigest})
+	out := make([]Alternative, 0, MaxAlternatives)
+	for _, es := range ranked {
+		for _, e := range es {
 			if len(out) == MaxAlternatives {
-				break
+				return out
 			}
+			out = append(out, Alternative{BaseImage: e.Name, Image: e.Image, Reference: e.approved})
 		}
 	}
 	return out
