@@ -269,15 +269,35 @@ func (m *Matcher) MatchReference(ctx context.Context, ref name.Reference, digest
 		return unknown(res, fmt.Sprintf("%d catalog digests could not be read", pending), nil), nil
 	}
 	res.Class = Unapproved
+	res.Reason = "matches no base in the catalog"
+	var near *Entry
 	if baseDigest != "" || baseName != "" {
 		res.Method = MethodAnnotation
 		res.BaseDigest = baseDigest
 		res.Reason = "built on a base that is not in the catalog"
-	} else {
-		res.Reason = "matches no base in the catalog"
+		if near = entryOfRepository(snap, baseName); near != nil {
+			res.Reason = fmt.Sprintf("built on a digest of %s that the catalog does not record", near.Name)
+		}
 	}
-	res.Alternatives = alternatives(snap, nil, repositoryOf(repo), baseName)
+	res.Alternatives = alternatives(snap, near, repositoryOf(repo), baseName)
 	return res, nil
+}
+
+// entryOfRepository returns the first entry, by name, of the repository
+// reference ref names, or nil.
+func entryOfRepository(snap *snapshot, ref string) *Entry {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return nil
+	}
+	repo := repositoryOf(r.Context())
+	var found *Entry
+	for _, e := range snap.entries {
+		if e.Repository == repo && (found == nil || e.Name.String() < found.Name.String()) {
+			found = e
+		}
+	}
+	return found
 }
 
 // matched fills res for an image on catalog digest base, used by r.

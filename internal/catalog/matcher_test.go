@@ -231,6 +231,37 @@ func TestMatchAlternativesPreferTheSameBase(t *testing.T) {
 	}
 }
 
+func TestMatchAnnotatedDigestUnknownToTheCatalog(t *testing.T) {
+	f := newFixture(t)
+	ix := catalog.NewIndex()
+	// The catalog has not recorded newBase yet: only the older digest.
+	ix.Update([]catalogv1.BaseImage{baseImage("platform", "python", f.python+":3.13", f.oldBase, f.oldBase, f.oldBase)})
+	res := match(t, f.matcher(t, ix, catalog.Options{}), f.reg.Host+"/apps/web@"+f.appAnnot, "")
+	if res.Class != catalog.Unapproved || res.Method != catalog.MethodAnnotation || res.BaseDigest != f.newBase {
+		t.Fatalf("got %s by %q on %s, want Unapproved by Annotation on %s", res.Class, res.Method, res.BaseDigest, f.newBase)
+	}
+	if !strings.Contains(res.Reason, python.String()) || res.BaseName != f.python+":3.13" {
+		t.Errorf("reason %q, base name %q: want the entry of the annotated repository named", res.Reason, res.BaseName)
+	}
+}
+
+func TestMatchLongestChainWins(t *testing.T) {
+	f := newFixture(t)
+	// python is built on alpine: an app on python starts with both chains.
+	alpine := push(t, f.reg.Host+"/base/alpine:3.22", image(t, map[string]string{"/etc/os-release": "ID=alpine\nVERSION_ID=3.22.0\n"}, ""))
+	bis := append(f.catalog(t), baseImage("platform", "alpine", f.reg.Host+"/base/alpine:3.22", alpine, alpine))
+	ix := catalog.NewIndex()
+	ix.Update(bis)
+	m := f.matcher(t, ix, catalog.Options{})
+	if res := match(t, m, f.reg.Host+"/apps/web:new", ""); res.BaseImage != python || res.BaseDigest != f.newBase {
+		t.Errorf("app on python matched %s@%s, want python, the longer chain", res.BaseImage, res.BaseDigest)
+	}
+	app := push(t, f.reg.Host+"/apps/web:on-alpine", from(t, image(t, map[string]string{"/etc/os-release": "ID=alpine\nVERSION_ID=3.22.0\n"}, ""), "app"))
+	if res := match(t, m, f.reg.Host+"/apps/web@"+app, ""); res.BaseImage.Name != "alpine" || res.Method != catalog.MethodLayerChain {
+		t.Errorf("app on alpine matched %s by %s, want alpine by LayerChain", res.BaseImage, res.Method)
+	}
+}
+
 func TestMatchAtMostFiveAlternatives(t *testing.T) {
 	f := newFixture(t)
 	var bis []catalogv1.BaseImage
