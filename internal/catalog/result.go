@@ -4,6 +4,17 @@
 // image as on an approved base, on a superseded one, on an unapproved one, or
 // unknown. The inventory, the admission webhook and the command line all use
 // the same Matcher, so they agree on every image.
+//
+// The class says which digest an image sits on, not how healthy that
+// digest is: an image on an entry's approved digest is Approved even while
+// the entry is Stale (a rebuild is due), since no better digest exists yet.
+// Once a newer digest is approved, the older one moves to the history and
+// images on it become Superseded.
+//
+// Registry reads are cached by digest: a manifest read by digest never
+// changes, so a digest read once is not read again while it stays in the
+// bounded cache, whatever repository or credentials it was read with.
+// Concurrent requests for the same digest share one read.
 package catalog
 
 import (
