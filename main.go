@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,6 +34,7 @@ import (
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/controllers"
+	"github.com/plinth-dev/plinth/internal/check"
 	"github.com/plinth-dev/plinth/internal/metrics"
 	"github.com/plinth-dev/plinth/internal/rebuild"
 	"github.com/plinth-dev/plinth/internal/registry"
@@ -78,6 +81,14 @@ type options struct {
 }
 
 func main() {
+	// plinth check is the gate for CI pipelines; everything else runs the
+	// operator.
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := check.Main(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		cancel()
+		os.Exit(code)
+	}
 	var o options
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticating and authorizing callers with the API server.")
