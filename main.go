@@ -34,6 +34,7 @@ import (
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/controllers"
+	"github.com/plinth-dev/plinth/internal/catalog"
 	"github.com/plinth-dev/plinth/internal/check"
 	"github.com/plinth-dev/plinth/internal/metrics"
 	"github.com/plinth-dev/plinth/internal/rebuild"
@@ -193,10 +194,19 @@ func run(o options) error {
 	} else {
 		m = metrics.New(ctrlmetrics.Registry, nil)
 	}
+	// One registry client for everything plinth reads, so that the per-host
+	// rate limit holds across the controllers.
+	regClient := registry.New(o.registry)
+	// The catalog index, kept in step with the BaseImages, is what running
+	// and admitted images are matched against.
+	index := catalog.NewIndex()
+	if err := (&controllers.CatalogIndexReconciler{Client: mgr.GetClient(), Index: index}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	if err := (&controllers.BaseImageReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
-		Registry:                registry.New(o.registry),
+		Registry:                regClient,
 		Recorder:                recorder,
 		Scanning:                scanning,
 		Verifier:                sign.NewVerifier(sign.VerifierOptions{}),
