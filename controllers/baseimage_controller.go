@@ -40,6 +40,8 @@ type Registry interface {
 	// Transport is the polite transport to a registry reached with a, for
 	// the scanner's layer downloads.
 	Transport(a registry.Access) (http.RoundTripper, error)
+	// Tags reads a repository's tags, page by page, at most max of them.
+	Tags(ctx context.Context, repo name.Repository, a registry.Access, max int, visit func(tag string)) (int, bool, error)
 }
 
 // DefaultReconcileTimeout bounds one BaseImage reconcile, scans included.

@@ -12,6 +12,7 @@ import (
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/internal/registry"
+	"github.com/plinth-dev/plinth/internal/tags"
 )
 
 // checkPolicy is the first step: it reads the entry's ImagePolicy, parses
@@ -51,6 +52,11 @@ func (r *BaseImageReconciler) checkPolicy(ctx context.Context, s *scope) {
 		}
 	}
 
+	if p := mutableTag(bi, s.ref, &pol); p != nil {
+		s.stop = p
+		return
+	}
+
 	// Registries outside the policy are never contacted.
 	allowed, err := registry.AllowedBy(pol.Spec.AllowedRegistries, s.ref)
 	if err != nil {
@@ -84,8 +90,36 @@ func nameOptions(bi *catalogv1.BaseImage) []name.Option {
 	return nil
 }
 
-// imageReference parses spec.image, pinned to spec.digest when set.
+// mutableTag refuses an entry that follows a tag without a version when
+// the policy forbids mutable tags.
+func mutableTag(bi *catalogv1.BaseImage, ref name.Reference, pol *catalogv1.ImagePolicy) *problem {
+	if pol.Spec.Tags == nil || !pol.Spec.Tags.ForbidMutable || bi.Spec.Digest != "" || bi.Spec.TagPolicy != nil {
+		return nil
+	}
+	tag, ok := ref.(name.Tag)
+	if !ok || !tags.Mutable(tag.TagStr()) {
+		return nil
+	}
+	return &problem{kind: denied, reason: catalogv1.MutableTagReason, message: fmt.Sprintf(
+		"Tag %q names no version and can move without notice; ImagePolicy %q forbids mutable tags: follow a version tag (e.g. %s:3.13), a tagPolicy range, or pin a digest",
+		tag.TagStr(), pol.Name, tag.Context().Name())}
+}
+
+// imageReference parses spec.image, pinned to spec.digest when set. With a
+// tagPolicy, spec.image is a repository: the reference is to the tag last
+// chosen (latest until one is), and resolve chooses it afresh.
 func imageReference(bi *catalogv1.BaseImage, opts ...name.Option) (name.Reference, error) {
+	if bi.Spec.TagPolicy != nil {
+		repo, err := name.NewRepository(string(bi.Spec.Image), opts...)
+		if err != nil {
+			return nil, fmt.Errorf("invalid image repository: %w", err)
+		}
+		tag := bi.Status.LatestTag
+		if tag == "" {
+			tag = "latest"
+		}
+		return repo.Tag(tag), nil
+	}
 	s := string(bi.Spec.Image)
 	if bi.Spec.Digest != "" {
 		s += "@" + string(bi.Spec.Digest)

@@ -11,6 +11,7 @@ import (
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/internal/policy"
 	"github.com/plinth-dev/plinth/internal/registry"
+	"github.com/plinth-dev/plinth/internal/tags"
 )
 
 // resolve is the second step: it builds the entry's registry access,
@@ -39,6 +40,12 @@ func (r *BaseImageReconciler) resolve(ctx context.Context, s *scope) {
 			resetForRepository(st)
 		}
 		st.Repository = repo
+	}
+
+	if bi.Spec.TagPolicy != nil {
+		if s.stop = r.chooseTag(ctx, s); s.stop != nil {
+			return
+		}
 	}
 
 	desc, err := r.Registry.Head(ctx, s.ref, access)
@@ -138,4 +145,39 @@ func recordImage(bi *catalogv1.BaseImage, info *registry.ImageInfo, now time.Tim
 		st.History = st.History[:catalogv1.MaxHistory]
 	}
 	st.ResolvedDigest = info.Digest
+}
+
+// chooseTag reads the repository's tags and follows the newest one within
+// the entry's tagPolicy range. Only the best tag is kept while the list is
+// read, so a repository with thousands of tags costs a few requests and no
+// memory to speak of.
+func (r *BaseImageReconciler) chooseTag(ctx context.Context, s *scope) *problem {
+	bi := s.bi
+	tp := bi.Spec.TagPolicy
+	var pattern, extract string
+	if f := tp.FilterTags; f != nil {
+		pattern, extract = f.Pattern, f.Extract
+	}
+	pol, err := tags.Compile(tp.Semver, pattern, extract)
+	if err != nil {
+		return &problem{kind: stalled, reason: catalogv1.InvalidSpecReason, message: "Invalid tagPolicy: " + err.Error()}
+	}
+	repo := s.ref.Context()
+	c := pol.Chooser()
+	read, truncated, err := r.Registry.Tags(ctx, repo, s.access, registry.DefaultMaxTags, c.Consider)
+	if err != nil {
+		return registryProblem("tags", err, s.interval)
+	}
+	tag, _, ok := c.Best()
+	if !ok {
+		_, versions := c.Counts()
+		msg := fmt.Sprintf("No tag of %s is within %q: %d tags read, %d of them versions", repo.Name(), tp.Semver, read, versions)
+		if truncated {
+			msg += fmt.Sprintf(" (only the first %d tags are read)", registry.DefaultMaxTags)
+		}
+		return &problem{kind: stalled, reason: catalogv1.NoMatchingTagReason, message: msg, requeue: jitter(s.interval)}
+	}
+	bi.Status.LatestTag = tag
+	s.ref = repo.Tag(tag)
+	return nil
 }

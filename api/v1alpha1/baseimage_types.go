@@ -13,12 +13,19 @@ const MaxHistory = 10
 // BaseImageSpec declares one entry of the catalog: a repository and tag (or a
 // pinned digest) that teams may build on, and the policy that judges it.
 // +kubebuilder:validation:XValidation:rule="!(has(self.digest) && self.image.matches(':[^/]*$'))",message="set either a tag in image or digest, not both"
-// +kubebuilder:validation:XValidation:rule="has(self.digest) || self.image.matches(':[^/]*$')",message="image must carry a tag (repository:tag) unless digest pins it"
+// +kubebuilder:validation:XValidation:rule="has(self.digest) || has(self.tagPolicy) || self.image.matches(':[^/]*$')",message="image must carry a tag (repository:tag) unless digest pins it or tagPolicy chooses it"
+// +kubebuilder:validation:XValidation:rule="!has(self.tagPolicy) || (!has(self.digest) && !self.image.matches(':[^/]*$'))",message="tagPolicy chooses the tag: give image as a repository, without tag or digest"
 type BaseImageSpec struct {
 	// image is the repository of the base image and, unless digest is set,
 	// the tag plinth follows, e.g. registry.example.com/base/python:3.13-slim.
 	// +required
 	Image ImageReference `json:"image"`
+
+	// tagPolicy makes the entry follow the newest tag of image's repository
+	// within a semver range, instead of one tag; image is then a repository
+	// without tag. The chosen tag is in status.latestTag.
+	// +optional
+	TagPolicy *TagPolicy `json:"tagPolicy,omitempty"`
 
 	// digest pins the entry to one digest of image's repository instead of
 	// following a tag. A pinned digest is never moved by plinth.
@@ -267,6 +274,10 @@ type BaseImageStatus struct {
 	// field was read for.
 	// +optional
 	InspectedGeneration int64 `json:"inspectedGeneration,omitempty"`
+
+	// latestTag is the tag spec.tagPolicy chose.
+	// +optional
+	LatestTag string `json:"latestTag,omitempty"`
 
 	// upstreamDigest is the digest spec.upstream points at now.
 	// +optional

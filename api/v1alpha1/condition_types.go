@@ -84,6 +84,10 @@ const (
 	// alone and keeps its last status.
 	SuspendedReason = "Suspended"
 
+	// NoMatchingTagReason: no tag of the repository is within the entry's
+	// tagPolicy range.
+	NoMatchingTagReason = "NoMatchingTag"
+
 	// InvalidSpecReason means the spec cannot be acted on (for example an
 	// image reference the registry client cannot parse).
 	InvalidSpecReason = "InvalidSpec"
@@ -180,6 +184,10 @@ const (
 	// ExceptionExpiredReason means the digest passed only thanks to an
 	// exception that has now expired.
 	ExceptionExpiredReason = "ExceptionExpired"
+
+	// MutableTagReason: the policy forbids mutable tags and the entry
+	// follows latest or a tag without a version number.
+	MutableTagReason = "MutableTag"
 
 	// NotJudgedReason (with status Unknown) means the resolved digest has
 	// not been judged yet: it is new and could not be scanned so far (no

@@ -84,6 +84,10 @@ type ImagePolicySpec struct {
 	// +kubebuilder:validation:MaxItems=256
 	Exceptions []VulnerabilityException `json:"exceptions,omitempty"`
 
+	// tags sets rules on the tags entries follow.
+	// +optional
+	Tags *TagRules `json:"tags,omitempty"`
+
 	// rebuild holds rebuild defaults for this policy's BaseImages: a
 	// webhook called when an entry becomes Stale, and the least interval
 	// between triggers.

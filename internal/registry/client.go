@@ -82,6 +82,9 @@ type Client struct {
 	mu      sync.Mutex
 	pullers map[pullerKey]*remote.Puller
 	trusted map[string]*politeTransport // by caKey
+	// tagTransports read tag lists, by repository (in registry), credentials
+	// and certificate bundle.
+	tagTransports map[pullerKey]http.RoundTripper
 }
 
 type pullerKey struct {
