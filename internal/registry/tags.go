@@ -47,13 +47,14 @@ func (c *Client) Tags(ctx context.Context, repo name.Repository, a Access, max i
 		RawQuery: url.Values{"n": {fmt.Sprint(tagPageSize)}}.Encode(),
 	}
 	n, last := 0, ""
-	for pages := 0; next != nil; pages++ {
-		if pages > max/tagPageSize+1 {
-			return n, true, nil
-		}
+	for next != nil {
 		tags, link, err := c.tagPage(ctx, hc, next, repo)
 		if err != nil {
 			return n, false, classify(err, anonymous)
+		}
+		if len(tags) == 0 || (link != nil && link.String() == next.String()) {
+			// A page that brings nothing new ends the list.
+			break
 		}
 		for _, t := range tags {
 			if n == max {
