@@ -79,6 +79,18 @@ test: envtest build playground trivy-cli cosign-cli ## Run every test against a 
 	PLINTH_BINARY=$(BIN)/plinth PLINTH_PLAYGROUND_BINARY=$(BIN)/plinth-playground PLINTH_TRIVY_CLI=$(TRIVY_CLI) \
 		PLINTH_COSIGN_CLI=$(COSIGN_CLI) \
 		go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) fuzz
+
+# FUZZ_TARGETS are package:target pairs; `make fuzz` runs each for FUZZTIME.
+FUZZTIME ?= 10s
+FUZZ_TARGETS ?= ./internal/policy:FuzzEvaluate ./internal/check:FuzzParseDockerfile ./internal/check:FuzzParseImage
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target briefly (FUZZTIME), from its seed corpus on.
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 .PHONY: trivy-cli
 trivy-cli: ## Build the trivy CLI that tests compare plinth's findings with.

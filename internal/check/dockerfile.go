@@ -151,6 +151,9 @@ func substitute(s string, vars map[string]string) (string, error) {
 	if missing != "" {
 		return "", fmt.Errorf("%s uses the build argument %s, which has no value (give it with --build-arg %s=...)", s, missing, missing)
 	}
+	if strings.Contains(out, "${") {
+		return "", fmt.Errorf("%s has an unterminated ${", s)
+	}
 	return out, nil
 }
 
