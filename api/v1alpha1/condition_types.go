@@ -42,6 +42,12 @@ const (
 	// SigningFailedReason means signing or attaching failed; the message
 	// says why (key, passphrase, registry refusing the push).
 	SigningFailedReason = "SigningFailed"
+	// PushSecretNotFoundReason means the policy's signing.pushSecretRef
+	// names a Secret that does not exist; nothing is pushed until it does.
+	PushSecretNotFoundReason = "PushSecretNotFound"
+	// PushSecretInvalidReason means the policy's signing.pushSecretRef is
+	// not a valid kubernetes.io/dockerconfigjson (or dockercfg) Secret.
+	PushSecretInvalidReason = "PushSecretInvalid"
 	// SigningDisabledReason means the policy signs but this operator runs
 	// without scanning, so it has no findings or SBOM to attest.
 	SigningDisabledReason = "SigningDisabled"

@@ -227,11 +227,20 @@ type SigningPolicy struct {
 
 	// repository stores signatures and attestations in this repository
 	// instead of next to each image, as COSIGN_REPOSITORY does, e.g.
-	// registry.example.com/signatures. It is reached with each BaseImage's
-	// credentials.
+	// registry.example.com/signatures. It is reached with pushSecretRef's
+	// credentials, or else each BaseImage's.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="!self.matches(':[^/]*$')",message="repository takes no tag"
 	Repository ImageReference `json:"repository,omitempty"`
+
+	// pushSecretRef names a kubernetes.io/dockerconfigjson Secret, in this
+	// namespace, whose credentials push the signatures and attestations
+	// (to repository, or next to each image), so that the BaseImages' pull
+	// credentials can stay read-only. A registry the Secret has no entry
+	// for is reached with the BaseImage's credentials. Unset pushes with
+	// the BaseImage's credentials.
+	// +optional
+	PushSecretRef *LocalObjectReference `json:"pushSecretRef,omitempty"`
 
 	// validityGrace is added to the next rescan deadline to give the
 	// approval attestation's validUntil, e.g. "24h". An approval that is

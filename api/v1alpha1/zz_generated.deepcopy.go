@@ -598,6 +598,11 @@ func (in *SignatureStatus) DeepCopy() *SignatureStatus {
 func (in *SigningPolicy) DeepCopyInto(out *SigningPolicy) {
 	*out = *in
 	out.KeySecretRef = in.KeySecretRef
+	if in.PushSecretRef != nil {
+		in, out := &in.PushSecretRef, &out.PushSecretRef
+		*out = new(LocalObjectReference)
+		**out = **in
+	}
 	if in.ValidityGrace != nil {
 		in, out := &in.ValidityGrace, &out.ValidityGrace
 		*out = new(v1.Duration)
