@@ -72,6 +72,12 @@ const (
 	// verification cannot be used: a key or trusted root it names is
 	// missing or malformed.
 	TrustConfigInvalidReason = "TrustConfigInvalid"
+	// TrustRootUnavailableReason means the policy names no trustedRoot
+	// and needs one (keyless identities, transparency-log checks), and the
+	// public Sigstore trusted root cannot be had: the operator runs
+	// offline (Stalled), or its TUF mirror cannot be reached now (retried
+	// with backoff; the last verdict is kept).
+	TrustRootUnavailableReason = "TrustRootUnavailable"
 )
 
 // Reasons used by the Ready, Reconciling and Stalled conditions.

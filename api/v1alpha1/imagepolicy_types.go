@@ -104,10 +104,8 @@ const (
 
 // VerificationPolicy is what a publisher's signature (cosign's format) must
 // satisfy: made by one of keys, or keyless with a certificate that chains to
-// trustedRoot and names one of identities.
+// the trusted root and names one of identities.
 // +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'Disabled') || (has(self.keys) && size(self.keys) > 0) || (has(self.identities) && size(self.identities) > 0)",message="verification needs keys or identities unless its mode is Disabled"
-// +kubebuilder:validation:XValidation:rule="!has(self.identities) || size(self.identities) == 0 || has(self.trustedRoot)",message="keyless identities need a trustedRoot"
-// +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'Disabled') || (has(self.ignoreTlog) && self.ignoreTlog) || has(self.trustedRoot)",message="checking the transparency log needs a trustedRoot; set ignoreTlog for signatures without one"
 type VerificationPolicy struct {
 	// mode: Enforce, Warn or Disabled. Defaults to Enforce.
 	// +optional
@@ -129,8 +127,12 @@ type VerificationPolicy struct {
 
 	// trustedRoot is a Sigstore trusted_root.json, in a ConfigMap or a
 	// Secret of this namespace: the certificate authorities keyless
-	// certificates chain to, and the logs whose entries are checked. plinth
-	// never downloads one, so it works offline.
+	// certificates chain to, and the logs whose entries are checked.
+	// Unset means the public Sigstore trusted root, which the operator
+	// fetches with TUF from its configured mirror; an operator running
+	// offline has none, and keyless identities or transparency-log checks
+	// then need trustedRoot (TrustRootUnavailable). Keys with ignoreTlog
+	// need no trusted root.
 	// +optional
 	TrustedRoot *TrustedRootSource `json:"trustedRoot,omitempty"`
 
