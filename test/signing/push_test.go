@@ -174,8 +174,13 @@ func stillNoHotLoop(t *testing.T, o *operator, reg *readOnlyRegistry) {
 	t.Helper()
 	g := NewWithT(t)
 	// Let the reconciles already queued (the policy turning Ready, a
-	// Secret's event) end; a hot loop goes on past them.
-	time.Sleep(2 * time.Second)
+	// Secret's event) end: wait for a quiet second, which a hot loop never
+	// gives.
+	g.Eventually(func(g Gomega) {
+		before := reg.Requests()
+		time.Sleep(time.Second)
+		g.Expect(reg.Requests()).To(Equal(before))
+	}, timeout, tick).Should(Succeed())
 	rv := o.get(g, "alpine").ResourceVersion
 	requests := reg.Requests()
 	g.Consistently(func(g Gomega) {
