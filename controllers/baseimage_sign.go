@@ -93,6 +93,9 @@ func (r *BaseImageReconciler) signApproved(ctx context.Context, s *scope) {
 		SBOM:                report.SBOM,
 		SignatureRepository: string(sp.Repository),
 	}
+	if sp.TransparencyLog != nil {
+		pub.TransparencyLog = sp.TransparencyLog.URL
+	}
 	keychain, err := r.pushKeychain(ctx, s)
 	if err != nil {
 		s.signFailed(err, s.interval)
@@ -133,7 +136,8 @@ func (s *scope) readyAfterSigning() {
 }
 
 // signFailed records a signing failure. Someone must act on a missing or
-// unusable key and on a registry refusing the push (Stalled, looked at
+// unusable key or push Secret, on a registry refusing the push and on a
+// transparency log refusing the entry (Stalled, looked at
 // again at the policy's interval and when the key's Secret changes);
 // anything else (an unreachable registry, the API server) is retried with
 // backoff.
@@ -147,7 +151,7 @@ func (s *scope) signFailed(err error, interval time.Duration) {
 	setCondition(s.bi, catalogv1.SignedCondition, metav1.ConditionFalse, reason, msg)
 	p := &problem{kind: retrying, reason: reason, message: msg, err: err}
 	var keyErr *signingKeyError
-	if errors.As(err, &keyErr) || pushErr != nil || errors.Is(err, sign.ErrInvalidPublication) ||
+	if errors.As(err, &keyErr) || pushErr != nil || errors.Is(err, sign.ErrInvalidPublication) || errors.Is(err, sign.ErrTransparencyLogRefused) ||
 		(registry.KindOf(err) != "" && !registry.Retryable(err)) {
 		p.kind, p.err, p.requeue = stalled, nil, jitter(interval)
 	}

@@ -244,6 +244,14 @@ type SigningPolicy struct {
 	// +optional
 	PushSecretRef *LocalObjectReference `json:"pushSecretRef,omitempty"`
 
+	// transparencyLog uploads the signature and each attestation to a
+	// Rekor transparency log before pushing them; each then carries the
+	// log's signed entry timestamp, so that verifiers can require it
+	// (cosign verify without --insecure-ignore-tlog). Unset uploads
+	// nothing.
+	// +optional
+	TransparencyLog *TransparencyLogPolicy `json:"transparencyLog,omitempty"`
+
 	// validityGrace is added to the next rescan deadline to give the
 	// approval attestation's validUntil, e.g. "24h". An approval that is
 	// revoked is not re-signed, so its validUntil runs out. Defaults to 24h.
@@ -252,6 +260,19 @@ type SigningPolicy struct {
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="validityGrace must be at least 1m"
 	ValidityGrace *metav1.Duration `json:"validityGrace,omitempty"`
+}
+
+// TransparencyLogPolicy names the Rekor transparency log signatures are
+// uploaded to.
+type TransparencyLogPolicy struct {
+	// url of the Rekor server, e.g. https://rekor.sigstore.dev. Entries
+	// are public there: they name the catalog key and the digests it
+	// signs.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^/?#]+(/[^?#]*)?$`
+	URL string `json:"url"`
 }
 
 // ValidityGraceOrDefault returns validityGrace, or DefaultValidityGrace.
