@@ -69,3 +69,31 @@ func TestAPIServerRefusesInvalidVerification(t *testing.T) {
 		})
 	}
 }
+
+// The API server refuses a transparency log that is not an http(s) URL.
+func TestAPIServerRefusesInvalidTransparencyLog(t *testing.T) {
+	ns := newNamespace(t)
+	for i, tt := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://rekor.example.com", true},
+		{"http://127.0.0.1:3000/", true},
+		{"rekor.example.com", false},
+		{"https://rekor.example.com/?token=1", false},
+		{"", false},
+	} {
+		p := &catalogv1.ImagePolicy{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("tlog%d", i)},
+			Spec: catalogv1.ImagePolicySpec{Signing: &catalogv1.SigningPolicy{
+				KeySecretRef:    catalogv1.LocalObjectReference{Name: "catalog-key"},
+				PushSecretRef:   &catalogv1.LocalObjectReference{Name: "catalog-push"},
+				TransparencyLog: &catalogv1.TransparencyLogPolicy{URL: tt.url},
+			}},
+		}
+		err := k8sClient.Create(context.Background(), p)
+		if (err == nil) != tt.ok {
+			t.Errorf("url %q: error %v, want accepted=%v", tt.url, err, tt.ok)
+		}
+	}
+}
