@@ -79,6 +79,10 @@ type options struct {
 	cacheMaxBytes   int64
 	scanTimeout     time.Duration
 	scanStall       time.Duration
+
+	tufMirror  string
+	tufRoot    string
+	tufRefresh time.Duration
 }
 
 func main() {
@@ -120,6 +124,9 @@ func main() {
 	flag.Int64Var(&o.layerCacheBytes, "layer-cache-bytes", 0, "Bound of the on-disk cache of analysed layers; 0 takes its share of --cache-max-bytes.")
 	flag.DurationVar(&o.scanTimeout, "scan-timeout", trivy.DefaultScanTimeout, "Deadline of one scan, counted from when it gets a slot.")
 	flag.DurationVar(&o.scanStall, "scan-stall-timeout", 15*time.Minute, "/healthz fails when scans are pending and none made progress for this long; keep it above --scan-timeout.")
+	flag.StringVar(&o.tufMirror, "sigstore-tuf-mirror", sign.DefaultTUFMirror, "TUF repository the public Sigstore trusted root is fetched from, for policies that name no trustedRoot; empty runs offline: such policies then need a trustedRoot for keyless identities and transparency-log checks.")
+	flag.StringVar(&o.tufRoot, "sigstore-tuf-root", "", "A TUF root.json file to trust for --sigstore-tuf-mirror (a private mirror); empty uses the public Sigstore root built into plinth.")
+	flag.DurationVar(&o.tufRefresh, "sigstore-tuf-refresh", 24*time.Hour, "How long a fetched Sigstore trusted root is used before the TUF mirror is asked again.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -203,6 +210,10 @@ func run(o options) error {
 	if err := (&controllers.CatalogIndexReconciler{Client: mgr.GetClient(), Index: index}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	publicRoot, err := setupPublicRoot(o)
+	if err != nil {
+		return err
+	}
 	if err := (&controllers.BaseImageReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
@@ -210,6 +221,7 @@ func run(o options) error {
 		Recorder:                recorder,
 		Scanning:                scanning,
 		Verifier:                sign.NewVerifier(sign.VerifierOptions{}),
+		PublicRoot:              publicRoot,
 		Signer:                  &sign.Signer{},
 		Webhooks:                &rebuild.Sender{},
 		Metrics:                 m,
@@ -224,6 +236,24 @@ func run(o options) error {
 
 	ctrl.Log.WithName("setup").Info("Starting plinth", "scanning", o.scanning)
 	return mgr.Start(ctx)
+}
+
+// setupPublicRoot configures where the public Sigstore trusted root comes
+// from; its TUF cache lives on the cache volume.
+func setupPublicRoot(o options) (*sign.PublicRoot, error) {
+	po := sign.PublicRootOptions{Mirror: o.tufMirror, CacheDir: filepath.Join(o.cacheDir, "sigstore-tuf"), Refresh: o.tufRefresh}
+	if o.tufRoot != "" {
+		b, err := os.ReadFile(o.tufRoot)
+		if err != nil {
+			return nil, fmt.Errorf("reading --sigstore-tuf-root: %w", err)
+		}
+		po.Root = b
+	}
+	p, err := sign.NewPublicRoot(po)
+	if err != nil {
+		return nil, fmt.Errorf("--sigstore-tuf-mirror, --sigstore-tuf-root: %w", err)
+	}
+	return p, nil
 }
 
 // setupScanning opens the vulnerability DB and the scanner on the cache

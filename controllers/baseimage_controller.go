@@ -64,6 +64,10 @@ type BaseImageReconciler struct {
 	// Verifier checks publishers' signatures for policies that ask for it.
 	Verifier PublisherVerifier
 
+	// PublicRoot is the trusted root of policies that name none; nil means
+	// there is none, and such policies need trustedRoot.
+	PublicRoot PublicTrustRoot
+
 	// Signer signs and attests approved digests for policies that ask for
 	// it; it needs Scanning for the report and SBOM it attests.
 	Signer CatalogSigner

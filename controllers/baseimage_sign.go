@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -91,14 +93,22 @@ func (r *BaseImageReconciler) signApproved(ctx context.Context, s *scope) {
 		SBOM:                report.SBOM,
 		SignatureRepository: string(sp.Repository),
 	}
+	if sp.TransparencyLog != nil {
+		pub.TransparencyLog = sp.TransparencyLog.URL
+	}
+	keychain, err := r.pushKeychain(ctx, s)
+	if err != nil {
+		s.signFailed(err, s.interval)
+		return
+	}
 	tr, err := r.Registry.Transport(s.access)
 	if err != nil {
 		s.signFailed(err, s.interval)
 		return
 	}
-	published, err := r.Signer.Publish(ctx, s.ref.Context().Digest(ad), key, pub, sign.Registry{Transport: tr, Keychain: s.access.Keychain})
+	published, err := r.Signer.Publish(ctx, s.ref.Context().Digest(ad), key, pub, sign.Registry{Transport: tr, Keychain: keychain})
 	if err != nil {
-		s.signFailed(err, s.interval)
+		s.signFailed(pushRefused(err, sp), s.interval)
 		return
 	}
 	st.Signature = &catalogv1.SignatureStatus{
@@ -126,16 +136,22 @@ func (s *scope) readyAfterSigning() {
 }
 
 // signFailed records a signing failure. Someone must act on a missing or
-// unusable key and on a registry refusing the push (Stalled, looked at
+// unusable key or push Secret, on a registry refusing the push and on a
+// transparency log refusing the entry (Stalled, looked at
 // again at the policy's interval and when the key's Secret changes);
 // anything else (an unreachable registry, the API server) is retried with
 // backoff.
 func (s *scope) signFailed(err error, interval time.Duration) {
 	msg := fmt.Sprintf("Cannot sign the approved digest: %v", err)
-	setCondition(s.bi, catalogv1.SignedCondition, metav1.ConditionFalse, catalogv1.SigningFailedReason, msg)
-	p := &problem{kind: retrying, reason: catalogv1.SigningFailedReason, message: msg, err: err}
+	reason := catalogv1.SigningFailedReason
+	var pushErr *pushSecretError
+	if errors.As(err, &pushErr) {
+		reason = pushErr.reason
+	}
+	setCondition(s.bi, catalogv1.SignedCondition, metav1.ConditionFalse, reason, msg)
+	p := &problem{kind: retrying, reason: reason, message: msg, err: err}
 	var keyErr *signingKeyError
-	if errors.As(err, &keyErr) || errors.Is(err, sign.ErrInvalidPublication) ||
+	if errors.As(err, &keyErr) || pushErr != nil || errors.Is(err, sign.ErrInvalidPublication) || errors.Is(err, sign.ErrTransparencyLogRefused) ||
 		(registry.KindOf(err) != "" && !registry.Retryable(err)) {
 		p.kind, p.err, p.requeue = stalled, nil, jitter(interval)
 	}
@@ -162,6 +178,50 @@ func (r *BaseImageReconciler) signingKey(ctx context.Context, ns, secret string)
 		return nil, &signingKeyError{fmt.Sprintf("the signing key Secret %q: %v", secret, err)}
 	}
 	return key, nil
+}
+
+// pushSecretError is a push Secret someone must create or fix; it
+// carries the reason to report.
+type pushSecretError struct{ reason, msg string }
+
+func (e *pushSecretError) Error() string { return e.msg }
+
+// pushKeychain is the keychain that publishes signatures and attestations:
+// the credentials of the policy's push Secret, read without caching, ahead
+// of the entry's own; the entry's own when the policy names none.
+func (r *BaseImageReconciler) pushKeychain(ctx context.Context, s *scope) (authn.Keychain, error) {
+	ref := s.policy.Spec.Signing.PushSecretRef
+	if ref == nil {
+		return s.access.Keychain, nil
+	}
+	var sec corev1.Secret
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: s.bi.Namespace, Name: ref.Name}, &sec)
+	if apierrors.IsNotFound(err) {
+		return nil, &pushSecretError{catalogv1.PushSecretNotFoundReason, fmt.Sprintf("the push Secret %q does not exist", ref.Name)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	kc, err := registry.KeychainFromPullSecrets([]corev1.Secret{sec})
+	if err != nil {
+		return nil, &pushSecretError{catalogv1.PushSecretInvalidReason, "the push Secret cannot be used: " + strings.TrimPrefix(err.Error(), registry.ErrInvalidPullSecret.Error()+": ")}
+	}
+	if s.access.Keychain == nil {
+		return kc, nil
+	}
+	return authn.NewMultiKeychain(kc, s.access.Keychain), nil
+}
+
+// pushRefused adds to a registry's refusal of credentials which ones were
+// used, so that the message points at the Secret to fix.
+func pushRefused(err error, sp *catalogv1.SigningPolicy) error {
+	if registry.KindOf(err) != registry.KindUnauthorized {
+		return err
+	}
+	if sp.PushSecretRef != nil {
+		return fmt.Errorf("%w, with the credentials of push Secret %q", err, sp.PushSecretRef.Name)
+	}
+	return fmt.Errorf("%w, with the BaseImage's pull credentials (signing.pushSecretRef names a Secret with push credentials)", err)
 }
 
 // appliedExceptions are the exceptions a verdict relied on, as attested.

@@ -27,6 +27,13 @@ type PublisherVerifier interface {
 	Forget(image name.Digest)
 }
 
+// PublicTrustRoot supplies the trusted root for policies that name none:
+// the public Sigstore one, fetched with TUF; *sign.PublicRoot is one. It
+// returns sign.ErrPublicRootOffline when the operator runs offline.
+type PublicTrustRoot interface {
+	TrustedRoot(ctx context.Context) ([]byte, error)
+}
+
 // verifyPublisher is the step after reading the upstream: when the policy
 // verifies publishers, it checks the signature on the resolved digest. The
 // verdict step then refuses (Enforce) or flags (Warn) a digest whose
@@ -47,7 +54,7 @@ func (r *BaseImageReconciler) verifyPublisher(ctx context.Context, s *scope) {
 	res, p := r.checkPublisher(ctx, s, image)
 	if p != nil {
 		s.stop = p
-		if p.reason == catalogv1.TrustConfigInvalidReason {
+		if p.reason == catalogv1.TrustConfigInvalidReason || p.reason == catalogv1.TrustRootUnavailableReason {
 			setCondition(bi, catalogv1.VerifiedCondition, metav1.ConditionUnknown, p.reason, p.message)
 		}
 		return
@@ -65,10 +72,18 @@ func (r *BaseImageReconciler) verifyPublisher(ctx context.Context, s *scope) {
 // The trust is read from its Secrets and ConfigMaps once per reconcile.
 func (r *BaseImageReconciler) checkPublisher(ctx context.Context, s *scope, image name.Digest) (*sign.Result, *problem) {
 	if s.trust == nil {
-		trust, err := trustFor(ctx, r.APIReader, s.bi.Namespace, s.policy)
+		trust, err := trustFor(ctx, r.APIReader, r.PublicRoot, s.bi.Namespace, s.policy)
 		var cfgErr *trustConfigError
 		if errors.As(err, &cfgErr) {
 			return nil, &problem{kind: stalled, reason: catalogv1.TrustConfigInvalidReason, message: cfgErr.Error(), requeue: jitter(s.interval)}
+		}
+		if errors.Is(err, sign.ErrPublicRootOffline) {
+			return nil, &problem{kind: stalled, reason: catalogv1.TrustRootUnavailableReason, requeue: jitter(s.interval),
+				message: fmt.Sprintf("ImagePolicy %q names no trustedRoot and needs one, and the operator runs offline (no Sigstore TUF mirror): set verification.trustedRoot", s.policy.Name)}
+		}
+		if errors.Is(err, sign.ErrPublicRootUnavailable) {
+			return nil, &problem{kind: retrying, reason: catalogv1.TrustRootUnavailableReason, err: err,
+				message: fmt.Sprintf("ImagePolicy %q names no trustedRoot, and the public Sigstore trusted root cannot be fetched from the TUF mirror now", s.policy.Name)}
 		}
 		if err != nil {
 			return nil, &problem{kind: retrying, reason: catalogv1.TrustConfigInvalidReason, message: "Cannot read the policy's trusted keys", err: err}
@@ -121,7 +136,8 @@ func (e *trustConfigError) Error() string { return e.msg }
 
 // trustFor builds the trust of a policy's verification, reading the keys and
 // trusted root it names from Secrets and ConfigMaps without caching them.
-func trustFor(ctx context.Context, reader client.Reader, ns string, pol *catalogv1.ImagePolicy) (sign.Trust, error) {
+// A policy that names no trusted root and needs one gets public's.
+func trustFor(ctx context.Context, reader client.Reader, public PublicTrustRoot, ns string, pol *catalogv1.ImagePolicy) (sign.Trust, error) {
 	v := pol.Spec.Verification
 	t := sign.Trust{IgnoreTlog: v.IgnoreTlog, IgnoreSCT: v.IgnoreSCT}
 	for i, k := range v.Keys {
@@ -150,6 +166,11 @@ func trustFor(ctx context.Context, reader client.Reader, ns string, pol *catalog
 			t.TrustedRoot, err = configMapKey(ctx, reader, ns, *src.ConfigMapRef)
 		}
 		if err != nil {
+			return t, err
+		}
+	} else if (len(t.Identities) > 0 || !t.IgnoreTlog) && public != nil {
+		var err error
+		if t.TrustedRoot, err = public.TrustedRoot(ctx); err != nil {
 			return t, err
 		}
 	}

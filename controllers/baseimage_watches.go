@@ -75,7 +75,7 @@ func (r *BaseImageReconciler) baseImagesForConfigMap(ctx context.Context, o clie
 // policyNamesSecret tells whether a policy's verification or signing reads
 // the Secret.
 func policyNamesSecret(p *catalogv1.ImagePolicy, secret string) bool {
-	if sp := p.Spec.Signing; sp != nil && sp.KeySecretRef.Name == secret {
+	if sp := p.Spec.Signing; sp != nil && (sp.KeySecretRef.Name == secret || sp.PushSecretRef != nil && sp.PushSecretRef.Name == secret) {
 		return true
 	}
 	v := p.Spec.Verification

@@ -42,6 +42,12 @@ const (
 	// SigningFailedReason means signing or attaching failed; the message
 	// says why (key, passphrase, registry refusing the push).
 	SigningFailedReason = "SigningFailed"
+	// PushSecretNotFoundReason means the policy's signing.pushSecretRef
+	// names a Secret that does not exist; nothing is pushed until it does.
+	PushSecretNotFoundReason = "PushSecretNotFound"
+	// PushSecretInvalidReason means the policy's signing.pushSecretRef is
+	// not a valid kubernetes.io/dockerconfigjson (or dockercfg) Secret.
+	PushSecretInvalidReason = "PushSecretInvalid"
 	// SigningDisabledReason means the policy signs but this operator runs
 	// without scanning, so it has no findings or SBOM to attest.
 	SigningDisabledReason = "SigningDisabled"
@@ -66,6 +72,12 @@ const (
 	// verification cannot be used: a key or trusted root it names is
 	// missing or malformed.
 	TrustConfigInvalidReason = "TrustConfigInvalid"
+	// TrustRootUnavailableReason means the policy names no trustedRoot
+	// and needs one (keyless identities, transparency-log checks), and the
+	// public Sigstore trusted root cannot be had: the operator runs
+	// offline (Stalled), or its TUF mirror cannot be reached now (retried
+	// with backoff; the last verdict is kept).
+	TrustRootUnavailableReason = "TrustRootUnavailable"
 )
 
 // Reasons used by the Ready, Reconciling and Stalled conditions.

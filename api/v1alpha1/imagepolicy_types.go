@@ -132,10 +132,8 @@ const (
 
 // VerificationPolicy is what a publisher's signature (cosign's format) must
 // satisfy: made by one of keys, or keyless with a certificate that chains to
-// trustedRoot and names one of identities.
+// the trusted root and names one of identities.
 // +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'Disabled') || (has(self.keys) && size(self.keys) > 0) || (has(self.identities) && size(self.identities) > 0)",message="verification needs keys or identities unless its mode is Disabled"
-// +kubebuilder:validation:XValidation:rule="!has(self.identities) || size(self.identities) == 0 || has(self.trustedRoot)",message="keyless identities need a trustedRoot"
-// +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'Disabled') || (has(self.ignoreTlog) && self.ignoreTlog) || has(self.trustedRoot)",message="checking the transparency log needs a trustedRoot; set ignoreTlog for signatures without one"
 type VerificationPolicy struct {
 	// mode: Enforce, Warn or Disabled. Defaults to Enforce.
 	// +optional
@@ -157,8 +155,12 @@ type VerificationPolicy struct {
 
 	// trustedRoot is a Sigstore trusted_root.json, in a ConfigMap or a
 	// Secret of this namespace: the certificate authorities keyless
-	// certificates chain to, and the logs whose entries are checked. plinth
-	// never downloads one, so it works offline.
+	// certificates chain to, and the logs whose entries are checked.
+	// Unset means the public Sigstore trusted root, which the operator
+	// fetches with TUF from its configured mirror; an operator running
+	// offline has none, and keyless identities or transparency-log checks
+	// then need trustedRoot (TrustRootUnavailable). Keys with ignoreTlog
+	// need no trusted root.
 	// +optional
 	TrustedRoot *TrustedRootSource `json:"trustedRoot,omitempty"`
 
@@ -255,11 +257,28 @@ type SigningPolicy struct {
 
 	// repository stores signatures and attestations in this repository
 	// instead of next to each image, as COSIGN_REPOSITORY does, e.g.
-	// registry.example.com/signatures. It is reached with each BaseImage's
-	// credentials.
+	// registry.example.com/signatures. It is reached with pushSecretRef's
+	// credentials, or else each BaseImage's.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="!self.matches(':[^/]*$')",message="repository takes no tag"
 	Repository ImageReference `json:"repository,omitempty"`
+
+	// pushSecretRef names a kubernetes.io/dockerconfigjson Secret, in this
+	// namespace, whose credentials push the signatures and attestations
+	// (to repository, or next to each image), so that the BaseImages' pull
+	// credentials can stay read-only. A registry the Secret has no entry
+	// for is reached with the BaseImage's credentials. Unset pushes with
+	// the BaseImage's credentials.
+	// +optional
+	PushSecretRef *LocalObjectReference `json:"pushSecretRef,omitempty"`
+
+	// transparencyLog uploads the signature and each attestation to a
+	// Rekor transparency log before pushing them; each then carries the
+	// log's signed entry timestamp, so that verifiers can require it
+	// (cosign verify without --insecure-ignore-tlog). Unset uploads
+	// nothing.
+	// +optional
+	TransparencyLog *TransparencyLogPolicy `json:"transparencyLog,omitempty"`
 
 	// validityGrace is added to the next rescan deadline to give the
 	// approval attestation's validUntil, e.g. "24h". An approval that is
@@ -269,6 +288,19 @@ type SigningPolicy struct {
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="validityGrace must be at least 1m"
 	ValidityGrace *metav1.Duration `json:"validityGrace,omitempty"`
+}
+
+// TransparencyLogPolicy names the Rekor transparency log signatures are
+// uploaded to.
+type TransparencyLogPolicy struct {
+	// url of the Rekor server, e.g. https://rekor.sigstore.dev. Entries
+	// are public there: they name the catalog key and the digests it
+	// signs.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^/?#]+(/[^?#]*)?$`
+	URL string `json:"url"`
 }
 
 // ValidityGraceOrDefault returns validityGrace, or DefaultValidityGrace.

@@ -2,6 +2,7 @@ package sign
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -97,7 +98,7 @@ func v1Hash(image name.Digest) (string, error) {
 // wanted predicate type exactly one attestation remains: the existing one
 // when it is current, else a new one signed with key. Attestations of
 // other predicate types are kept as they are.
-func (s *Signer) attest(se oci.SignedEntity, key *Key, want []wantedAttestation) (oci.Signatures, []string, error) {
+func (s *Signer) attest(ctx context.Context, se oci.SignedEntity, key *Key, want []wantedAttestation, tl *transparencyLog) (oci.Signatures, []string, error) {
 	atts, err := se.Attestations()
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading attestations: %w", registry.Classify(err))
@@ -126,7 +127,7 @@ func (s *Signer) attest(se oci.SignedEntity, key *Key, want []wantedAttestation)
 	for _, w := range want {
 		olds := byType[w.predicateType]
 		if len(olds) == 1 {
-			ok, err := s.current(olds[0], key, w.payload)
+			ok, err := s.current(olds[0], key, w.payload, tl != nil)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -135,7 +136,7 @@ func (s *Signer) attest(se oci.SignedEntity, key *Key, want []wantedAttestation)
 				continue
 			}
 		}
-		att, err := s.newAttestation(key, w)
+		att, err := s.newAttestation(ctx, key, w, tl)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -167,8 +168,12 @@ func sum(b []byte) string {
 }
 
 // current reports whether att is a DSSE envelope over exactly payload,
-// signed by key. A layer checked before is known by its content digest.
-func (s *Signer) current(att oci.Signature, key *Key, payload []byte) (bool, error) {
+// signed by key, and carries a transparency-log bundle when requireLog is
+// set. A layer checked before is known by its content digest.
+func (s *Signer) current(att oci.Signature, key *Key, payload []byte, requireLog bool) (bool, error) {
+	if requireLog && !logged(att) {
+		return false, nil
+	}
 	d, err := att.Digest()
 	if err != nil {
 		return false, nil
@@ -200,15 +205,24 @@ func (s *Signer) current(att oci.Signature, key *Key, payload []byte) (bool, err
 }
 
 // newAttestation signs w's statement into a DSSE envelope and wraps it as
-// cosign's attestation layer.
-func (s *Signer) newAttestation(key *Key, w wantedAttestation) (oci.Signature, error) {
+// cosign's attestation layer, uploaded to tl first when it is set.
+func (s *Signer) newAttestation(ctx context.Context, key *Key, w wantedAttestation, tl *transparencyLog) (oci.Signature, error) {
 	envelope, err := dsse.WrapSigner(key.sv, types.IntotoPayloadType).SignMessage(bytes.NewReader(w.payload))
 	if err != nil {
 		return nil, fmt.Errorf("signing the %s attestation: %w", w.predicateType, err)
 	}
-	att, err := static.NewAttestation(envelope,
+	opts := []static.Option{
 		static.WithLayerMediaType(types.DssePayloadType),
-		static.WithAnnotations(map[string]string{annotationPredicateType: w.predicateType}))
+		static.WithAnnotations(map[string]string{annotationPredicateType: w.predicateType}),
+	}
+	if tl != nil {
+		logged, err := tl.attestation(ctx, w.predicateType, envelope)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, logged)
+	}
+	att, err := static.NewAttestation(envelope, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("signing the %s attestation: %w", w.predicateType, err)
 	}

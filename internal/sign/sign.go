@@ -48,6 +48,12 @@ type Publication struct {
 	// readers must be told the same repository. The process environment's
 	// COSIGN_REPOSITORY is never read.
 	SignatureRepository string
+	// TransparencyLog, when set, is the URL of a Rekor server to which the
+	// signature and each attestation are uploaded before they are pushed;
+	// each then carries the log's bundle (signed entry timestamp), which
+	// verifiers check offline against the log's key. A signature or
+	// attestation without a bundle is then replaced.
+	TransparencyLog string
 }
 
 // Published says where Publish put its signature and attestations.
@@ -125,6 +131,10 @@ func (s *Signer) Publish(ctx context.Context, image name.Digest, key *Key, p Pub
 	if err != nil {
 		return Published{}, fmt.Errorf("%w: %v", ErrInvalidPublication, err)
 	}
+	tl, err := newTransparencyLog(p.TransparencyLog, key)
+	if err != nil {
+		return Published{}, err
+	}
 	out := Published{Signature: sigTag.String(), Attestations: attTag.String(), KeyFingerprint: key.Fingerprint()}
 
 	se := ociremote.SignedUnknown(image, opts...)
@@ -134,7 +144,7 @@ func (s *Signer) Publish(ctx context.Context, image name.Digest, key *Key, p Pub
 	if err != nil {
 		return Published{}, fmt.Errorf("encoding the signature payload: %w", err)
 	}
-	has, err := hasSignature(se, key, sigPayload)
+	has, err := hasSignature(se, key, sigPayload, tl != nil)
 	if err != nil {
 		return Published{}, fmt.Errorf("reading signatures: %w", registry.Classify(err))
 	}
@@ -143,7 +153,15 @@ func (s *Signer) Publish(ctx context.Context, image name.Digest, key *Key, p Pub
 		if err != nil {
 			return Published{}, fmt.Errorf("signing: %w", err)
 		}
-		sig, err := static.NewSignature(sigPayload, base64.StdEncoding.EncodeToString(raw))
+		var sigOpts []static.Option
+		if tl != nil {
+			logged, err := tl.signature(ctx, raw, sigPayload)
+			if err != nil {
+				return Published{}, err
+			}
+			sigOpts = append(sigOpts, logged)
+		}
+		sig, err := static.NewSignature(sigPayload, base64.StdEncoding.EncodeToString(raw), sigOpts...)
 		if err != nil {
 			return Published{}, fmt.Errorf("signing: %w", err)
 		}
@@ -158,7 +176,7 @@ func (s *Signer) Publish(ctx context.Context, image name.Digest, key *Key, p Pub
 	}
 
 	// The attestations.
-	atts, written, err := s.attest(se, key, want)
+	atts, written, err := s.attest(ctx, se, key, want, tl)
 	if err != nil {
 		return Published{}, err
 	}
@@ -209,9 +227,10 @@ func ociOptions(ctx context.Context, image name.Digest, reg Registry, sigRepo st
 }
 
 // hasSignature reports whether se carries a signature by key over
-// sigPayload. The simple-signing payload is deterministic, so its layer
-// digest finds it in the manifest without reading any blob.
-func hasSignature(se oci.SignedEntity, key *Key, sigPayload []byte) (bool, error) {
+// sigPayload, with a transparency-log bundle when requireLog is set. The
+// simple-signing payload is deterministic, so its layer digest finds it in
+// the manifest without reading any blob.
+func hasSignature(se oci.SignedEntity, key *Key, sigPayload []byte, requireLog bool) (bool, error) {
 	sigs, err := se.Signatures()
 	if err != nil {
 		return false, err
@@ -224,7 +243,7 @@ func hasSignature(se oci.SignedEntity, key *Key, sigPayload []byte) (bool, error
 	want := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 	for _, sig := range list {
 		d, err := sig.Digest()
-		if err != nil || d != want {
+		if err != nil || d != want || (requireLog && !logged(sig)) {
 			continue
 		}
 		b64, err := sig.Base64Signature()

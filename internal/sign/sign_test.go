@@ -168,17 +168,17 @@ func TestPublishKeepsOtherAttestations(t *testing.T) {
 	key := testKey(t)
 	// Someone attests provenance with the same tooling first.
 	var s Signer
-	other, err := s.newAttestation(key, wantedAttestation{predicateType: "https://slsa.dev/provenance/v1", payload: []byte(`{"_type":"https://in-toto.io/Statement/v0.1"}`)})
+	other, err := s.newAttestation(context.Background(), key, wantedAttestation{predicateType: "https://slsa.dev/provenance/v1", payload: []byte(`{"_type":"https://in-toto.io/Statement/v0.1"}`)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// And two approvals are there already, as "cosign attest" without
 	// --replace leaves them.
-	stale1, err := s.newAttestation(key, wantedAttestation{predicateType: PredicateTypeApproval, payload: []byte(`{"stale":1}`)})
+	stale1, err := s.newAttestation(context.Background(), key, wantedAttestation{predicateType: PredicateTypeApproval, payload: []byte(`{"stale":1}`)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale2, err := s.newAttestation(key, wantedAttestation{predicateType: PredicateTypeApproval, payload: []byte(`{"stale":2}`)})
+	stale2, err := s.newAttestation(context.Background(), key, wantedAttestation{predicateType: PredicateTypeApproval, payload: []byte(`{"stale":2}`)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -149,7 +149,7 @@ func (v *Verifier) Verify(ctx context.Context, image name.Digest, t Trust, reg R
 		return Result{}, err
 	}
 	out, err, _ := v.group.Do(key.image+"\x00"+key.trust, func() (any, error) {
-		r, err := checkSignatures(ctx, image, ct, reg)
+		r, err := checkSignatures(ctx, image, ct, reg, v.now())
 		if err != nil {
 			return Result{}, err
 		}
@@ -172,7 +172,7 @@ func (v *Verifier) Verify(ctx context.Context, image name.Digest, t Trust, reg R
 func (v *Verifier) Forget(image name.Digest) { v.cache.forget(image.Name()) }
 
 // checkSignatures reads image's signatures and judges them under ct.
-func checkSignatures(ctx context.Context, image name.Digest, ct *compiledTrust, reg Registry) (Result, error) {
+func checkSignatures(ctx context.Context, image name.Digest, ct *compiledTrust, reg Registry, now time.Time) (Result, error) {
 	h, err := v1.NewHash(image.DigestStr())
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: invalid image digest", ErrInvalidTrust)
@@ -202,6 +202,7 @@ func checkSignatures(ctx context.Context, image name.Digest, ct *compiledTrust, 
 	}
 
 	var untrusted string
+	var retired *retiredAuthority
 	for _, sig := range list {
 		if size, err := sig.Size(); err != nil || size > maxPayloadBytes {
 			continue
@@ -213,13 +214,19 @@ func checkSignatures(ctx context.Context, image name.Digest, ct *compiledTrust, 
 			}
 			continue
 		}
-		signer, how, identity := ct.judge(ctx, s, h)
-		if signer != "" {
-			return Result{Outcome: OutcomeVerified, Message: "signed by " + how + signer, Signer: signer}, nil
+		j := ct.judge(ctx, s, h)
+		if j.signer != "" {
+			return Result{Outcome: OutcomeVerified, Message: "signed by " + j.how + j.signer, Signer: j.signer}, nil
 		}
 		if untrusted == "" {
-			untrusted = identity
+			untrusted = j.untrusted
 		}
+		if retired == nil {
+			retired = j.retired
+		}
+	}
+	if retired != nil {
+		return retired.verdict(ct, now)
 	}
 	if untrusted != "" {
 		return Result{
@@ -246,35 +253,46 @@ func unreadable(err error, registryFailed bool) (Result, error) {
 	}, nil
 }
 
+// judgement is what judge found about one signature.
+type judgement struct {
+	// signer is set when the signature verifies, with how it was
+	// recognised: "key " or "".
+	signer, how string
+	// untrusted is the identity of a valid keyless signature that chains
+	// to the trusted root but matches no trusted identity.
+	untrusted string
+	// retired is set when a keyless signature by a trusted identity would
+	// verify but for its certificate being issued after the validity of
+	// the authority it chains to had ended.
+	retired *retiredAuthority
+}
+
 // judge checks one signature (already read from the registry) with cosign.
-// It returns the signer when the signature verifies (with how it was
-// recognised: "key " or ""), or else the identity of a valid keyless
-// signature that chains to the trusted root but matches no trusted identity.
-func (ct *compiledTrust) judge(ctx context.Context, sig oci.Signature, h v1.Hash) (signer, how, untrusted string) {
+func (ct *compiledTrust) judge(ctx context.Context, sig oci.Signature, h v1.Hash) judgement {
 	for _, k := range ct.keys {
 		co := ct.checkOpts()
 		co.SigVerifier = k.verifier
 		if _, err := cosign.VerifyImageSignature(ctx, sig, h, co); err == nil {
-			return k.fingerprint, "key ", ""
+			return judgement{signer: k.fingerprint, how: "key "}
 		}
 	}
 	if len(ct.identities) == 0 {
-		return "", "", ""
+		return judgement{}
 	}
 	cert, err := sig.Cert()
 	if err != nil || cert == nil {
-		return "", "", ""
+		return judgement{}
 	}
 	co := ct.checkOpts()
 	co.Identities = ct.identities
 	if _, err := cosign.VerifyImageSignature(ctx, sig, h, co); err == nil {
-		return certIdentity(cert), "", ""
+		return judgement{signer: certIdentity(cert)}
 	}
 	co = ct.checkOpts() // no identity constraint: does it chain to the root?
 	if _, err := cosign.VerifyImageSignature(ctx, sig, h, co); err == nil {
-		return "", "", certIdentity(cert)
+		return judgement{untrusted: certIdentity(cert)}
 	}
-	return "", "", ""
+	return judgement{retired: ct.retiredAuthority(ctx, sig, h, cert)}
 }
 
 // checkOpts are cosign's options for an offline check under ct: no Rekor

@@ -216,6 +216,13 @@ var (
 // chain PEM to attach to signatures.
 func (ca *verifyCA) issue(t testing.TB, subject, issuer string) (signature.Signer, []byte, []byte) {
 	t.Helper()
+	return ca.issueAt(t, subject, issuer, time.Now().Add(-time.Hour))
+}
+
+// issueAt is issue with a certificate issued (valid from) at notBefore and
+// valid for two hours.
+func (ca *verifyCA) issueAt(t testing.TB, subject, issuer string, notBefore time.Time) (signature.Signer, []byte, []byte) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -228,11 +235,10 @@ func (ca *verifyCA) issue(t testing.TB, subject, issuer string) (signature.Signe
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:    serial,
-		NotBefore:       now.Add(-time.Hour),
-		NotAfter:        now.Add(time.Hour),
+		NotBefore:       notBefore,
+		NotAfter:        notBefore.Add(2 * time.Hour),
 		KeyUsage:        x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
 		EmailAddresses:  []string{subject},
@@ -265,12 +271,25 @@ func (ca *verifyCA) issue(t testing.TB, subject, issuer string) (signature.Signe
 // certificate authority and no logs.
 func (ca *verifyCA) trustedRoot(t testing.TB) []byte {
 	t.Helper()
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
-		[]root.CertificateAuthority{&root.FulcioCertificateAuthority{
-			Root:                ca.cert,
-			ValidityPeriodStart: ca.cert.NotBefore,
-			URI:                 "https://ca.invalid",
-		}}, nil, nil, nil)
+	return trustedRootOf(t, ca.authority(time.Time{}))
+}
+
+// authority is ca as a certificate authority of a trusted root, valid
+// until end (zero: with no end).
+func (ca *verifyCA) authority(end time.Time) root.CertificateAuthority {
+	return &root.FulcioCertificateAuthority{
+		Root:                ca.cert,
+		ValidityPeriodStart: ca.cert.NotBefore,
+		ValidityPeriodEnd:   end,
+		URI:                 "https://ca.invalid",
+	}
+}
+
+// trustedRootOf returns a Sigstore trusted_root.json holding the given
+// certificate authorities and no logs.
+func trustedRootOf(t testing.TB, cas ...root.CertificateAuthority) []byte {
+	t.Helper()
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, cas, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

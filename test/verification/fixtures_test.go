@@ -185,6 +185,13 @@ var (
 // PEM to attach to its signatures.
 func (ca *certAuthority) issue(t *testing.T, subject, issuer string) (signature.Signer, []byte, []byte) {
 	t.Helper()
+	return ca.issueAt(t, subject, issuer, time.Now().Add(-time.Hour))
+}
+
+// issueAt is issue with a certificate issued (valid from) at notBefore and
+// valid until an hour from now.
+func (ca *certAuthority) issueAt(t *testing.T, subject, issuer string, notBefore time.Time) (signature.Signer, []byte, []byte) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -197,11 +204,10 @@ func (ca *certAuthority) issue(t *testing.T, subject, issuer string) (signature.
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:    serial,
-		NotBefore:       now.Add(-time.Hour),
-		NotAfter:        now.Add(time.Hour),
+		NotBefore:       notBefore,
+		NotAfter:        time.Now().Add(time.Hour),
 		KeyUsage:        x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
 		EmailAddresses:  []string{subject},
@@ -234,10 +240,18 @@ func (ca *certAuthority) issue(t *testing.T, subject, issuer string) (signature.
 // certificate authority, and no logs.
 func (ca *certAuthority) trustedRoot(t *testing.T) string {
 	t.Helper()
+	return ca.trustedRootUntil(t, time.Time{})
+}
+
+// trustedRootUntil is trustedRoot with the authority valid until end (its
+// validFor end; zero for none).
+func (ca *certAuthority) trustedRootUntil(t *testing.T, end time.Time) string {
+	t.Helper()
 	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
 		[]root.CertificateAuthority{&root.FulcioCertificateAuthority{
 			Root:                ca.cert,
 			ValidityPeriodStart: ca.cert.NotBefore,
+			ValidityPeriodEnd:   end,
 			URI:                 "https://ca.invalid",
 		}}, nil, nil, nil)
 	if err != nil {

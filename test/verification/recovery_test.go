@@ -3,6 +3,7 @@ package verification
 import (
 	"context"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -109,4 +110,58 @@ func TestSigningAndARequestApproveTheDigest(t *testing.T) {
 	expectCondition(t, key, catalogv1.ApprovedCondition, metav1.ConditionTrue, catalogv1.PolicyPassedReason)
 	expectCondition(t, key, catalogv1.ReadyCondition, metav1.ConditionTrue, catalogv1.SucceededReason)
 	g.Expect(getBaseImage(g, key).Status.ApprovedDigest).To(Equal(d.DigestStr()))
+}
+
+// A trusted root whose certificate authority has expired refuses a new
+// digest signed since, says the root must be replaced, and keeps the
+// approval of the digest signed while the authority was valid; so does a
+// trusted root that goes missing.
+func TestAnExpiredTrustedRootKeepsTheApproval(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	pub := newPublisher(t)
+	ca := newCertAuthority(t)
+	const issuer, subject = "https://issuer.test", "release@publisher.test"
+	now := time.Now()
+	ref, d1 := pub.push("base/alpine:3.22", "v1")
+	s, cert, chain := ca.issueAt(t, subject, issuer, now.Add(-2*time.Hour))
+	pub.sign(d1, s, cert, chain)
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sigstore"},
+		Data:       map[string]string{"trusted_root.json": ca.trustedRoot(t)},
+	}
+	g.Expect(k8sClient.Create(ctx, cm)).To(Succeed())
+	createPolicy(t, ns, "release", catalogv1.ImagePolicySpec{Verification: &catalogv1.VerificationPolicy{
+		Identities:  []catalogv1.KeylessIdentity{{Issuer: issuer, Subject: subject}},
+		TrustedRoot: &catalogv1.TrustedRootSource{ConfigMapRef: &catalogv1.KeyReference{Name: "sigstore", Key: "trusted_root.json"}},
+		IgnoreTlog:  true, IgnoreSCT: true,
+	}})
+	key := createBaseImage(t, ns, "alpine", ref, "release")
+	expectCondition(t, key, catalogv1.ApprovedCondition, metav1.ConditionTrue, catalogv1.PolicyPassedReason)
+
+	// The authority stops being valid between the two signatures.
+	_, d2 := pub.push("base/alpine:3.22", "v2")
+	s, cert, chain = ca.issueAt(t, subject, issuer, now.Add(-time.Hour))
+	pub.sign(d2, s, cert, chain)
+	cm.Data["trusted_root.json"] = ca.trustedRootUntil(t, now.Add(-90*time.Minute))
+	g.Expect(k8sClient.Update(ctx, cm)).To(Succeed())
+	requestReconcile(t, key)
+	verified := expectCondition(t, key, catalogv1.VerifiedCondition, metav1.ConditionUnknown, catalogv1.TrustConfigInvalidReason)
+	g.Expect(verified.Message).To(ContainSubstring("replace the trusted root"))
+	expectCondition(t, key, catalogv1.StalledCondition, metav1.ConditionTrue, catalogv1.TrustConfigInvalidReason)
+	bi := getBaseImage(g, key)
+	g.Expect(bi.Status.ResolvedDigest).To(Equal(d2.DigestStr()))
+	g.Expect(bi.Status.ApprovedDigest).To(Equal(d1.DigestStr()))
+	// Stalled: looked at again at the policy's interval, not in a loop.
+	g.Consistently(func(g Gomega) string { return getBaseImage(g, key).ResourceVersion }, 2*time.Second, tick).Should(Equal(bi.ResourceVersion))
+
+	g.Expect(k8sClient.Delete(ctx, cm)).To(Succeed())
+	g.Eventually(func(g Gomega) string {
+		c := condition(g, key, catalogv1.StalledCondition)
+		g.Expect(c).NotTo(BeNil())
+		return c.Message
+	}, timeout, tick).Should(ContainSubstring(`ConfigMap "sigstore" not found`))
+	expectCondition(t, key, catalogv1.VerifiedCondition, metav1.ConditionUnknown, catalogv1.TrustConfigInvalidReason)
+	g.Expect(getBaseImage(g, key).Status.ApprovedDigest).To(Equal(d1.DigestStr()))
 }

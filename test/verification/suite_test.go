@@ -103,6 +103,7 @@ func runSuite(m *testing.M) int {
 		Registry:                regClient,
 		Recorder:                mgr.GetEventRecorder("plinth"),
 		Verifier:                sign.NewVerifier(sign.VerifierOptions{}),
+		PublicRoot:              swappableRoot{},
 		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -110,6 +111,12 @@ func runSuite(m *testing.M) int {
 	}
 	k8sClient = mgr.GetClient()
 	apiReader = mgr.GetAPIReader()
+	offlineRoot, err := sign.NewPublicRoot(sign.PublicRootOptions{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	publicRoot.Store(offlineRoot)
 
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
@@ -127,6 +134,29 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	return code
+}
+
+// publicRoot is the operator's source of the public Sigstore trusted root:
+// offline unless a test points it at a TUF repository of its own.
+var publicRoot atomic.Pointer[sign.PublicRoot]
+
+// swappableRoot reads publicRoot at each call.
+type swappableRoot struct{}
+
+func (swappableRoot) TrustedRoot(ctx context.Context) ([]byte, error) {
+	return publicRoot.Load().TrustedRoot(ctx)
+}
+
+// usePublicRoot makes the operator fetch the public trusted root as o
+// says, until the test ends.
+func usePublicRoot(t *testing.T, o sign.PublicRootOptions) {
+	t.Helper()
+	p, err := sign.NewPublicRoot(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := publicRoot.Swap(p)
+	t.Cleanup(func() { publicRoot.Store(old) })
 }
 
 // loopbackOnly makes http.DefaultTransport refuse, and count, connections

@@ -30,15 +30,13 @@ func TestAPIServerRefusesInvalidVerification(t *testing.T) {
 			"verification needs keys or identities unless its mode is Disabled"},
 		{"no keys or identities, mode defaulted", catalogv1.VerificationPolicy{IgnoreTlog: true},
 			"verification needs keys or identities unless its mode is Disabled"},
-		{"identities without root", catalogv1.VerificationPolicy{Identities: []catalogv1.KeylessIdentity{identity}, IgnoreTlog: true},
-			"keyless identities need a trustedRoot"},
+		{"identities without root: the public one", catalogv1.VerificationPolicy{Identities: []catalogv1.KeylessIdentity{identity}, IgnoreTlog: true}, ""},
 		{"pem and secretRef", catalogv1.VerificationPolicy{IgnoreTlog: true, Keys: []catalogv1.TrustedKey{{
 			PEM: pemKey, SecretRef: &catalogv1.KeyReference{Name: "k", Key: "cosign.pub"}}}},
 			"set either pem or secretRef"},
 		{"neither pem nor secretRef", catalogv1.VerificationPolicy{IgnoreTlog: true, Keys: []catalogv1.TrustedKey{{}}},
 			"set either pem or secretRef"},
-		{"tlog without root", catalogv1.VerificationPolicy{Keys: []catalogv1.TrustedKey{{PEM: pemKey}}},
-			"checking the transparency log needs a trustedRoot; set ignoreTlog for signatures without one"},
+		{"tlog without root: the public one", catalogv1.VerificationPolicy{Keys: []catalogv1.TrustedKey{{PEM: pemKey}}}, ""},
 		{"issuer and issuerRegExp", catalogv1.VerificationPolicy{TrustedRoot: root, Identities: []catalogv1.KeylessIdentity{{
 			Issuer: "https://issuer.test", IssuerRegExp: "issuer", Subject: "release@publisher.test"}}},
 			"set either issuer or issuerRegExp"},
@@ -69,5 +67,33 @@ func TestAPIServerRefusesInvalidVerification(t *testing.T) {
 				t.Logf("refused: %v", err)
 			}
 		})
+	}
+}
+
+// The API server refuses a transparency log that is not an http(s) URL.
+func TestAPIServerRefusesInvalidTransparencyLog(t *testing.T) {
+	ns := newNamespace(t)
+	for i, tt := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://rekor.example.com", true},
+		{"http://127.0.0.1:3000/", true},
+		{"rekor.example.com", false},
+		{"https://rekor.example.com/?token=1", false},
+		{"", false},
+	} {
+		p := &catalogv1.ImagePolicy{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("tlog%d", i)},
+			Spec: catalogv1.ImagePolicySpec{Signing: &catalogv1.SigningPolicy{
+				KeySecretRef:    catalogv1.LocalObjectReference{Name: "catalog-key"},
+				PushSecretRef:   &catalogv1.LocalObjectReference{Name: "catalog-push"},
+				TransparencyLog: &catalogv1.TransparencyLogPolicy{URL: tt.url},
+			}},
+		}
+		err := k8sClient.Create(context.Background(), p)
+		if (err == nil) != tt.ok {
+			t.Errorf("url %q: error %v, want accepted=%v", tt.url, err, tt.ok)
+		}
 	}
 }
