@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"golang.org/x/sync/singleflight"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -16,7 +17,8 @@ import (
 	"github.com/plinth-dev/plinth/internal/registry"
 )
 
-// DefaultAccessTTL is how long RegistryAccess keeps the access it built.
+// DefaultAccessTTL is how long RegistryAccess keeps the access it built
+// before building it again.
 const DefaultAccessTTL = 5 * time.Minute
 
 // accessReadTimeout bounds the reads of one entry's Secrets.
@@ -35,7 +37,9 @@ const accessReadTimeout = 10 * time.Second
 // one private registry gives its catalog entries credentials that can read
 // both. Credentials are only ever sent to the host they are for.
 //
-// What it builds is kept for TTL, so that matching costs no API read.
+// What it builds is kept for TTL and then built again in the background
+// while the old value still serves, so that matching never waits for an
+// API read except the first time.
 type RegistryAccess struct {
 	// Reader reads BaseImages (the manager's cached client).
 	Reader client.Reader
@@ -48,14 +52,79 @@ type RegistryAccess struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	mu      sync.Mutex
-	entries map[string]cachedAccess // by entry namespace/name
-	hosts   map[string]cachedAccess // by registry host
+	mu         sync.Mutex
+	cache      map[string]cachedAccess // "entry/<namespace/name>" or "host/<host>"
+	refreshing map[string]bool
+	flight     singleflight.Group
 }
 
 type cachedAccess struct {
 	access  registry.Access
 	expires time.Time
+	gen     uint64 // the catalog generation it was built at
+}
+
+// ForEntry returns how to reach the registry of catalog entry e: its
+// credentials, or anonymous access when they cannot be read.
+func (a *RegistryAccess) ForEntry(e catalog.Entry) registry.Access {
+	return a.get("entry/"+e.Name.String(), false, func() registry.Access { return a.buildEntry(e) })
+}
+
+// ForImage returns how to reach the registry of an image that is not a
+// catalog entry: anonymous, plus the credentials of the catalog entries on
+// the same registry host.
+func (a *RegistryAccess) ForImage(repo name.Repository) registry.Access {
+	host := strings.ToLower(repo.RegistryStr())
+	// A new entry on the host may bring credentials: a change of the
+	// catalog makes the host's access stale.
+	return a.get("host/"+host, true, func() registry.Access { return a.buildHost(host) })
+}
+
+// get returns the access kept under key: fresh, or stale while a refresh
+// runs, or else built now (once for concurrent callers). With perCatalog,
+// an access built before the catalog last changed is stale.
+func (a *RegistryAccess) get(key string, perCatalog bool, build func() registry.Access) registry.Access {
+	now := a.now()
+	gen := a.Index.Generation()
+	a.mu.Lock()
+	c, ok := a.cache[key]
+	if ok && now.Before(c.expires) && (!perCatalog || c.gen == gen) {
+		a.mu.Unlock()
+		return c.access
+	}
+	if ok {
+		if !a.refreshing[key] {
+			if a.refreshing == nil {
+				a.refreshing = map[string]bool{}
+			}
+			a.refreshing[key] = true
+			go func() {
+				acc := build()
+				a.store(key, gen, acc)
+				a.mu.Lock()
+				delete(a.refreshing, key)
+				a.mu.Unlock()
+			}()
+		}
+		a.mu.Unlock()
+		return c.access
+	}
+	a.mu.Unlock()
+	v, _, _ := a.flight.Do(key, func() (any, error) {
+		acc := build()
+		a.store(key, gen, acc)
+		return acc, nil
+	})
+	return v.(registry.Access)
+}
+
+func (a *RegistryAccess) store(key string, gen uint64, acc registry.Access) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cache == nil {
+		a.cache = map[string]cachedAccess{}
+	}
+	a.cache[key] = cachedAccess{access: acc, expires: a.now().Add(positive(a.TTL, DefaultAccessTTL)), gen: gen}
 }
 
 func (a *RegistryAccess) now() time.Time {
@@ -65,54 +134,28 @@ func (a *RegistryAccess) now() time.Time {
 	return time.Now()
 }
 
-func (a *RegistryAccess) ttl() time.Duration { return positive(a.TTL, DefaultAccessTTL) }
-
-// ForEntry returns how to reach the registry of catalog entry e: its
-// credentials, or anonymous access when they cannot be read.
-func (a *RegistryAccess) ForEntry(e catalog.Entry) registry.Access {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.entryLocked(e)
-}
-
-func (a *RegistryAccess) entryLocked(e catalog.Entry) registry.Access {
-	now := a.now()
-	key := e.Name.String()
-	if c, ok := a.entries[key]; ok && now.Before(c.expires) {
-		return c.access
-	}
+// buildEntry reads the credentials of entry e.
+func (a *RegistryAccess) buildEntry(e catalog.Entry) registry.Access {
 	ctx, cancel := context.WithTimeout(context.Background(), accessReadTimeout)
 	defer cancel()
-	var acc registry.Access
 	var bi catalogv1.BaseImage
 	err := a.Reader.Get(ctx, e.Name, &bi)
-	if err == nil {
-		acc, err = accessFor(ctx, a.APIReader, &bi)
+	if err != nil {
+		return registry.Access{}
 	}
+	acc, err := accessFor(ctx, a.APIReader, &bi)
 	if err != nil {
 		// The BaseImage reconciler reports the entry's credential
 		// problems; matching goes on anonymously.
-		logf.Log.WithName("inventory").V(1).Info("Cannot read the credentials of a catalog entry", "baseImage", key, "error", err.Error())
-		acc = registry.Access{Insecure: bi.Spec.Insecure}
+		logf.Log.WithName("inventory").V(1).Info("Cannot read the credentials of a catalog entry",
+			"baseImage", e.Name.String(), "error", err.Error())
+		return registry.Access{Insecure: bi.Spec.Insecure}
 	}
-	if a.entries == nil {
-		a.entries = map[string]cachedAccess{}
-	}
-	a.entries[key] = cachedAccess{access: acc, expires: now.Add(a.ttl())}
 	return acc
 }
 
-// ForImage returns how to reach the registry of an image that is not a
-// catalog entry: anonymous, plus the credentials of the catalog entries on
-// the same registry host.
-func (a *RegistryAccess) ForImage(repo name.Repository) registry.Access {
-	host := strings.ToLower(repo.RegistryStr())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := a.now()
-	if c, ok := a.hosts[host]; ok && now.Before(c.expires) {
-		return c.access
-	}
+// buildHost joins the access of the catalog entries on host.
+func (a *RegistryAccess) buildHost(host string) registry.Access {
 	var (
 		keychains []authn.Keychain
 		acc       registry.Access
@@ -122,7 +165,7 @@ func (a *RegistryAccess) ForImage(repo name.Repository) registry.Access {
 		if err != nil || strings.ToLower(r.RegistryStr()) != host {
 			continue
 		}
-		ea := a.entryLocked(e)
+		ea := a.ForEntry(e)
 		if ea.Keychain != nil {
 			keychains = append(keychains, ea.Keychain)
 		}
@@ -134,9 +177,5 @@ func (a *RegistryAccess) ForImage(repo name.Repository) registry.Access {
 	if len(keychains) > 0 {
 		acc.Keychain = authn.NewMultiKeychain(keychains...)
 	}
-	if a.hosts == nil {
-		a.hosts = map[string]cachedAccess{}
-	}
-	a.hosts[host] = cachedAccess{access: acc, expires: now.Add(a.ttl())}
 	return acc
 }

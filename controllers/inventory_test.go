@@ -5,8 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 	. "github.com/onsi/gomega"
@@ -64,9 +66,9 @@ func baseLayers(t *testing.T, files map[string]string) v1.Image {
 	return img
 }
 
-func pushApp(t *testing.T, ref string, img v1.Image) pushedImage {
+func pushApp(t *testing.T, ref string, img v1.Image, opts ...remote.Option) pushedImage {
 	t.Helper()
-	d, err := imagetest.PushImage(context.Background(), ref, img)
+	d, err := imagetest.PushImage(context.Background(), ref, img, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,10 +79,21 @@ func pushApp(t *testing.T, ref string, img v1.Image) pushedImage {
 	return pushedImage{ref: ref, digest: d, configID: cfg.String()}
 }
 
-func newInventoryFixture(t *testing.T) *inventoryFixture {
+// newInventoryFixture makes the fixture; with auth, the registry requires
+// it and the catalog entry has it in its pull secret.
+func newInventoryFixture(t *testing.T, auth *authn.Basic) *inventoryFixture {
 	t.Helper()
-	reg := registrytest.New(t)
+	var (
+		regOpts []registrytest.Option
+		opts    []remote.Option
+	)
+	if auth != nil {
+		regOpts = append(regOpts, registrytest.WithBasicAuth(auth.Username, auth.Password))
+		opts = append(opts, remote.WithAuth(auth))
+	}
+	reg := registrytest.New(t, regOpts...)
 	f := &inventoryFixture{reg: reg, shop: newPodNamespace(t), billing: newPodNamespace(t), apps: map[string]pushedImage{}}
+	pushApp := func(t *testing.T, ref string, img v1.Image) pushedImage { return pushApp(t, ref, img, opts...) }
 	older := appendLayers(t, baseLayers(t, map[string]string{"etc/os-release": "ID=alpine\nVERSION_ID=3.21.0\n"}), "python 3.13.0")
 	newer := appendLayers(t, baseLayers(t, map[string]string{"etc/os-release": "ID=alpine\nVERSION_ID=3.22.0\n"}), "python 3.13.1")
 	other := baseLayers(t, map[string]string{"etc/os-release": "ID=debian\n"})
@@ -106,8 +119,15 @@ func newInventoryFixture(t *testing.T) *inventoryFixture {
 	// writes.
 	ns := newNamespace(t)
 	createPolicy(t, ns, "default", catalogv1.ImagePolicySpec{})
-	f.catalog = createBaseImage(t, ns, "python", catalogv1.BaseImageSpec{
-		Image: catalogv1.ImageReference(python + ":3.13"), PolicyRef: catalogv1.LocalObjectReference{Name: "default"}, Suspend: true})
+	spec := catalogv1.BaseImageSpec{
+		Image: catalogv1.ImageReference(python + ":3.13"), PolicyRef: catalogv1.LocalObjectReference{Name: "default"}, Suspend: true}
+	if auth != nil {
+		if err := k8sClient.Create(context.Background(), dockerConfigSecret(ns, "creds", reg.Host, auth.Username, auth.Password)); err != nil {
+			t.Fatal(err)
+		}
+		spec.PullSecretRef = &catalogv1.LocalObjectReference{Name: "creds"}
+	}
+	f.catalog = createBaseImage(t, ns, "python", spec)
 	f.setDigests(t, f.newBase, f.newBase, f.oldBase)
 	return f
 }
@@ -265,7 +285,7 @@ func consumers(g Gomega, key client.ObjectKey) *catalogv1.ConsumersStatus {
 
 func TestInventoryClassifiesRunningContainers(t *testing.T) {
 	g := NewWithT(t)
-	f := newInventoryFixture(t)
+	f := newInventoryFixture(t, nil)
 	f.runWorkloads(t)
 
 	// shop: migrate, web and debug on the approved digest, proxy on an
@@ -318,6 +338,18 @@ func TestInventoryClassifiesRunningContainers(t *testing.T) {
 	}, timeout, tick).Should(Succeed())
 }
 
+func TestInventoryReadsPrivateImagesWithTheCatalogsCredentials(t *testing.T) {
+	g := NewWithT(t)
+	f := newInventoryFixture(t, &authn.Basic{Username: "alice", Password: "s3cret"})
+	f.runWorkloads(t)
+	// The apps are on the catalog entry's registry host, which refuses
+	// anonymous reads: the entry's pull secret reads them.
+	g.Eventually(func(g Gomega) {
+		g.Expect(namespaceCounts(g, f.shop)).To(Equal(map[string]float64{"approved": 3, "superseded": 0, "unapproved": 1, "unknown": 0}))
+		g.Expect(namespaceCounts(g, f.billing)).To(Equal(map[string]float64{"approved": 0, "superseded": 1, "unapproved": 0, "unknown": 0}))
+	}, timeout, tick).Should(Succeed())
+}
+
 func with(m map[string]string, k, v string) map[string]string {
 	out := map[string]string{k: v}
 	for a, b := range m {
@@ -328,7 +360,7 @@ func with(m map[string]string, k, v string) map[string]string {
 
 func TestInventoryPodChurnCostsNoRegistryRequest(t *testing.T) {
 	g := NewWithT(t)
-	f := newInventoryFixture(t)
+	f := newInventoryFixture(t, nil)
 	f.runWorkloads(t)
 	want := map[string]float64{"approved": 3, "superseded": 0, "unapproved": 1, "unknown": 0}
 	g.Eventually(func(g Gomega) { g.Expect(namespaceCounts(g, f.shop)).To(Equal(want)) }, timeout, tick).Should(Succeed())
