@@ -307,6 +307,11 @@ func TestInventoryClassifiesRunningContainers(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(consumers(g, f.catalog)).To(Equal(&catalogv1.ConsumersStatus{Pods: 2, Namespaces: 2, Containers: 4, Superseded: 1}))
 	}, timeout, tick).Should(Succeed())
+	// While the counts hold, the entry stays still: no write changes it.
+	rv := getBaseImage(g, f.catalog).ResourceVersion
+	g.Consistently(func(g Gomega) {
+		g.Expect(getBaseImage(g, f.catalog).ResourceVersion).To(Equal(rv))
+	}, 5*consumersInterval, tick).Should(Succeed())
 
 	// A newer approved digest supersedes the one web runs on. Matching
 	// again reads the new catalog digest, and none of the apps.
