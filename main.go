@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
@@ -36,6 +37,7 @@ import (
 	"github.com/plinth-dev/plinth/controllers"
 	"github.com/plinth-dev/plinth/internal/catalog"
 	"github.com/plinth-dev/plinth/internal/check"
+	"github.com/plinth-dev/plinth/internal/inventory"
 	"github.com/plinth-dev/plinth/internal/metrics"
 	"github.com/plinth-dev/plinth/internal/rebuild"
 	"github.com/plinth-dev/plinth/internal/registry"
@@ -207,9 +209,33 @@ func run(o options) error {
 	// The catalog index, kept in step with the BaseImages, is what running
 	// and admitted images are matched against.
 	index := catalog.NewIndex()
+	// One matcher for the inventory and admission, so that an image read
+	// for one serves the other.
+	access := &controllers.RegistryAccess{Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Index: index}
+	matcher, err := catalog.NewMatcher(index, catalog.Options{Client: regClient, ImageAccess: access.ForImage, EntryAccess: access.ForEntry})
+	if err != nil {
+		return err
+	}
 	if err := (&controllers.CatalogIndexReconciler{Client: mgr.GetClient(), Index: index}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	// The inventory of running containers, its metrics and the consumer
+	// counts of the BaseImages.
+	store := inventory.NewStore()
+	if err := (&controllers.InventoryReconciler{Client: mgr.GetClient(), Index: index, Matcher: matcher, Store: store}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := mgr.Add(&controllers.ConsumerCounts{Client: mgr.GetClient(), Store: store}); err != nil {
+		return err
+	}
+	ctrlmetrics.Registry.MustRegister(metrics.NewInventoryCollector(store.Summary, func() []types.NamespacedName {
+		entries := index.Entries()
+		names := make([]types.NamespacedName, len(entries))
+		for i, e := range entries {
+			names[i] = e.Name
+		}
+		return names
+	}))
 	publicRoot, err := setupPublicRoot(o)
 	if err != nil {
 		return err

@@ -14,13 +14,18 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+	"github.com/plinth-dev/plinth/internal/catalog"
+	"github.com/plinth-dev/plinth/internal/inventory"
+	"github.com/plinth-dev/plinth/internal/metrics"
 	"github.com/plinth-dev/plinth/internal/rebuild"
 	"github.com/plinth-dev/plinth/internal/registry"
 	"github.com/plinth-dev/plinth/test/testenv"
@@ -35,7 +40,15 @@ var (
 	regClient *registry.Client
 	testEnv   *testenv.Environment
 	nsCounter atomic.Int64
+
+	// The inventory's catalog index, matcher and store.
+	catalogIndex   *catalog.Index
+	inventoryStore *inventory.Store
 )
+
+// consumersInterval is the time between writes of the consumer counts in
+// tests.
+const consumersInterval = 300 * time.Millisecond
 
 const (
 	timeout = 20 * time.Second
@@ -94,6 +107,37 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// The inventory, as main wires it, with a quick consumer count and
+	// retries, and tags kept long enough that no test sees one expire.
+	catalogIndex = catalog.NewIndex()
+	access := &RegistryAccess{Reader: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Index: catalogIndex}
+	matcher, err := catalog.NewMatcher(catalogIndex, catalog.Options{Client: regClient,
+		ImageAccess: access.ForImage, EntryAccess: access.ForEntry, TagTTL: time.Hour, RetryFailedAfter: time.Second})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := (&CatalogIndexReconciler{Client: mgr.GetClient(), Index: catalogIndex}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	inventoryStore = inventory.NewStore()
+	if err := (&InventoryReconciler{Client: mgr.GetClient(), Index: catalogIndex, Matcher: matcher, Store: inventoryStore,
+		RetryUnknownAfter: time.Second, CatalogSettle: 50 * time.Millisecond}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := mgr.Add(&ConsumerCounts{Client: mgr.GetClient(), Store: inventoryStore, Interval: consumersInterval}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctrlmetrics.Registry.MustRegister(metrics.NewInventoryCollector(inventoryStore.Summary, func() []types.NamespacedName {
+		var names []types.NamespacedName
+		for _, e := range catalogIndex.Entries() {
+			names = append(names, e.Name)
+		}
+		return names
+	}))
 	k8sClient = mgr.GetClient()
 	apiReader = mgr.GetAPIReader()
 

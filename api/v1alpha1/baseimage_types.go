@@ -356,6 +356,39 @@ type BaseImageStatus struct {
 	// reconcile.plinth.dev/requestedAt annotation that was last acted on.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+
+	// consumers counts the running containers built on this entry, as the
+	// inventory last found them. It is updated in batches, at most once a
+	// minute, and only when a count changed.
+	// +optional
+	Consumers *ConsumersStatus `json:"consumers,omitempty"`
+}
+
+// ConsumersStatus counts the containers of running Pods built on a catalog
+// entry: on one of its digests, or on a layer chain that starts with one.
+type ConsumersStatus struct {
+	// pods is the number of Pods with at least one such container.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Pods int32 `json:"pods"`
+
+	// namespaces is the number of namespaces of those Pods.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Namespaces int32 `json:"namespaces"`
+
+	// containers is the number of such containers (init, ephemeral and
+	// regular).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Containers int32 `json:"containers"`
+
+	// superseded is the number of those containers on a digest of this
+	// entry that is not approved now: they are due for a rebuild on the
+	// approved digest.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Superseded int32 `json:"superseded"`
 }
 
 // BaseImage is one entry of the catalog of approved base images: a
@@ -373,6 +406,7 @@ type BaseImageStatus struct {
 // +kubebuilder:printcolumn:name="High",type=integer,JSONPath=`.status.vulnerabilities.high.total`
 // +kubebuilder:printcolumn:name="Image Age",type=date,JSONPath=`.status.imageCreated`
 // +kubebuilder:printcolumn:name="Last Scan",type=date,JSONPath=`.status.lastScanTime`
+// +kubebuilder:printcolumn:name="Consumers",type=integer,JSONPath=`.status.consumers.pods`,description="Running Pods built on this entry"
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

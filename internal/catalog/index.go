@@ -91,16 +91,31 @@ type snapshot struct {
 // digest's layers never change) and dropped when no entry refers to the
 // digest any more. It is safe for concurrent use.
 type Index struct {
-	mu     sync.Mutex // serializes writers
-	snap   atomic.Pointer[snapshot]
-	chains *chainStore
+	mu      sync.Mutex // serializes writers
+	snap    atomic.Pointer[snapshot]
+	chains  *chainStore
+	gen     atomic.Uint64
+	changed chan struct{} // closed at the next change; guarded by mu
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	ix := &Index{chains: newChainStore()}
+	ix := &Index{chains: newChainStore(), changed: make(chan struct{})}
 	ix.snap.Store(build(nil))
 	return ix
+}
+
+// Generation counts the changes of the index's content. Two reads that
+// return the same generation saw the same catalog, so a verdict computed
+// at one generation holds until it moves.
+func (ix *Index) Generation() uint64 { return ix.gen.Load() }
+
+// Changed returns a channel that is closed at the next change of the
+// index's content, for watchers that re-match what they matched before.
+func (ix *Index) Changed() <-chan struct{} {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.changed
 }
 
 // EntryFrom returns the index entry for bi. Digests that are not well
@@ -149,6 +164,10 @@ func (ix *Index) Upsert(bi *catalogv1.BaseImage) {
 	e := EntryFrom(bi)
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	if old, ok := ix.snap.Load().entries[e.Name]; ok && old.equal(&e) {
+		// Most status writes leave the digests alone.
+		return
+	}
 	entries := clone(ix.snap.Load().entries)
 	entries[e.Name] = &e
 	ix.store(build(entries))
@@ -189,6 +208,16 @@ func (ix *Index) Entries() []Entry {
 func (ix *Index) store(s *snapshot) {
 	ix.snap.Store(s)
 	ix.chains.prune(s.byDigest)
+	ix.gen.Add(1)
+	close(ix.changed)
+	ix.changed = make(chan struct{})
+}
+
+// equal reports whether e and o hold the same catalog content.
+func (e *Entry) equal(o *Entry) bool {
+	return e.Name == o.Name && e.Image == o.Image && e.Repository == o.Repository &&
+		e.ApprovedDigest == o.ApprovedDigest && e.ResolvedDigest == o.ResolvedDigest &&
+		slices.Equal(e.History, o.History)
 }
 
 func clone(m map[types.NamespacedName]*Entry) map[types.NamespacedName]*Entry {

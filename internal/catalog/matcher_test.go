@@ -495,3 +495,46 @@ func TestIndexUpdateDelete(t *testing.T) {
 		t.Fatalf("after Update(nil): %d entries", e)
 	}
 }
+
+func TestIndexChangesOnlyWithItsDigests(t *testing.T) {
+	ix := catalog.NewIndex()
+	d1 := "sha256:" + strings.Repeat("1", 64)
+	d2 := "sha256:" + strings.Repeat("2", 64)
+	bi := baseImage("platform", "python", "example.com/base/python:3.13", d1, d1)
+	changed, gen := ix.Changed(), ix.Generation()
+	ix.Upsert(&bi)
+	select {
+	case <-changed:
+	default:
+		t.Fatal("adding an entry did not signal a change")
+	}
+	if ix.Generation() == gen {
+		t.Fatal("adding an entry left the generation as it was")
+	}
+
+	// A status write that leaves the digests alone is no change.
+	changed, gen = ix.Changed(), ix.Generation()
+	same := bi.DeepCopy()
+	same.Status.LastHandledReconcileAt = "now"
+	ix.Upsert(same)
+	select {
+	case <-changed:
+		t.Fatal("an entry with the same digests signalled a change")
+	default:
+	}
+	if ix.Generation() != gen {
+		t.Fatal("an entry with the same digests moved the generation")
+	}
+
+	// A new approved digest is one.
+	newer := baseImage("platform", "python", "example.com/base/python:3.13", d2, d2, d2, d1)
+	ix.Upsert(&newer)
+	select {
+	case <-changed:
+	default:
+		t.Fatal("a new approved digest did not signal a change")
+	}
+	if ix.Generation() == gen {
+		t.Fatal("a new approved digest left the generation as it was")
+	}
+}

@@ -94,7 +94,7 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 			columns = append(columns, c.Name)
 		}
 	}
-	if got := strings.Join(columns, ","); got != "Name,Image,Approved,Stale,Critical,High,Image Age,Last Scan,Ready,Age" {
+	if got := strings.Join(columns, ","); got != "Name,Image,Approved,Stale,Critical,High,Image Age,Last Scan,Consumers,Ready,Age" {
 		t.Errorf("columns = %s", got)
 	}
 
@@ -135,7 +135,7 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 		}
 		t.Logf("kubectl get baseimages:\n%s", out)
 		header := strings.Fields(strings.SplitN(string(out), "\n", 2)[0])
-		if strings.Join(header, " ") != "NAME IMAGE APPROVED STALE CRITICAL HIGH IMAGE AGE LAST SCAN READY AGE" {
+		if strings.Join(header, " ") != "NAME IMAGE APPROVED STALE CRITICAL HIGH IMAGE AGE LAST SCAN CONSUMERS READY AGE" {
 			t.Errorf("kubectl header = %q", header)
 		}
 	}
