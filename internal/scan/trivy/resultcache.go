@@ -68,9 +68,13 @@ func reportSize(r *scan.Report) int64 {
 	return int64(len(r.SBOM)) + int64(len(r.Findings))*256 + 256
 }
 
+// reportSchema changes whenever a report gains facts, so that reports
+// persisted by an older plinth, which lack them, are never read.
+const reportSchema = "r2"
+
 // cacheKey names a report; platforms must be the normalised request filter.
 func cacheKey(digest string, platforms []string, dbVersion string) string {
-	return digest + "|" + strings.Join(platforms, ",") + "|" + dbVersion
+	return reportSchema + "|" + digest + "|" + strings.Join(platforms, ",") + "|" + dbVersion
 }
 
 func versionDir(dbVersion string) string {
