@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,9 +73,11 @@ func reportSize(r *scan.Report) int64 {
 // persisted by an older plinth, which lack them, are never read.
 const reportSchema = "r2"
 
-// cacheKey names a report; platforms must be the normalised request filter.
+// cacheKey names a report; platforms must be the normalised request
+// filter. The secret scanner's size limit is part of it: a report made
+// under another limit says other things.
 func cacheKey(digest string, platforms []string, dbVersion string) string {
-	return reportSchema + "|" + digest + "|" + strings.Join(platforms, ",") + "|" + dbVersion
+	return fmt.Sprintf("%s|s%d|%s|%s|%s", reportSchema, maxSecretFileSize.Load(), digest, strings.Join(platforms, ","), dbVersion)
 }
 
 func versionDir(dbVersion string) string {
