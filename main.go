@@ -78,6 +78,7 @@ type options struct {
 	maxLayerBytes   int64
 	maxImageBytes   int64
 	layerCacheBytes int64
+	secretMaxBytes  int64
 	cacheMaxBytes   int64
 	scanTimeout     time.Duration
 	scanStall       time.Duration
@@ -124,6 +125,7 @@ func main() {
 	flag.Int64Var(&o.maxImageBytes, "scan-max-image-bytes", 8<<30, "Images whose compressed layers add up to more, per platform, are not scanned (LayerLimitExceeded).")
 	flag.Int64Var(&o.cacheMaxBytes, "cache-max-bytes", scan.DefaultCacheMaxBytes, "Bound of everything on the cache volume: the vulnerability DB with room for one download, the layer download spool, the cache of analysed layers and the scan results. Match the volume's size.")
 	flag.Int64Var(&o.layerCacheBytes, "layer-cache-bytes", 0, "Bound of the on-disk cache of analysed layers; 0 takes its share of --cache-max-bytes.")
+	flag.Int64Var(&o.secretMaxBytes, "secret-max-file-bytes", trivy.DefaultMaxSecretFileSize, "Larger text files are not read by the secret scanner; they are counted in status.hardening.secretsSkipped.")
 	flag.DurationVar(&o.scanTimeout, "scan-timeout", trivy.DefaultScanTimeout, "Deadline of one scan, counted from when it gets a slot.")
 	flag.DurationVar(&o.scanStall, "scan-stall-timeout", 15*time.Minute, "/healthz fails when scans are pending and none made progress for this long; keep it above --scan-timeout.")
 	flag.StringVar(&o.tufMirror, "sigstore-tuf-mirror", sign.DefaultTUFMirror, "TUF repository the public Sigstore trusted root is fetched from, for policies that name no trustedRoot; empty runs offline: such policies then need a trustedRoot for keyless identities and transparency-log checks.")
@@ -327,14 +329,15 @@ func setupScanning(mgr manager.Manager, o options, recorder events.EventRecorder
 		return nil, fmt.Errorf("opening the vulnerability DB: %w", err)
 	}
 	scanner, err := trivy.NewScanner(trivy.Options{
-		DB:              db,
-		CacheDir:        filepath.Join(o.cacheDir, "scans"),
-		Concurrency:     o.scanConcurrency,
-		CacheMaxBytes:   o.cacheMaxBytes,
-		LayerCacheBytes: o.layerCacheBytes,
-		ScanTimeout:     o.scanTimeout,
-		Limits:          trivy.Limits{MaxLayers: o.maxLayers, MaxLayerSize: o.maxLayerBytes, MaxTotalSize: o.maxImageBytes},
-		LogHandler:      slog.DiscardHandler,
+		DB:                db,
+		CacheDir:          filepath.Join(o.cacheDir, "scans"),
+		Concurrency:       o.scanConcurrency,
+		CacheMaxBytes:     o.cacheMaxBytes,
+		LayerCacheBytes:   o.layerCacheBytes,
+		ScanTimeout:       o.scanTimeout,
+		MaxSecretFileSize: o.secretMaxBytes,
+		Limits:            trivy.Limits{MaxLayers: o.maxLayers, MaxLayerSize: o.maxLayerBytes, MaxTotalSize: o.maxImageBytes},
+		LogHandler:        slog.DiscardHandler,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the scanner: %w", err)

@@ -9,6 +9,7 @@ import (
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/internal/policy"
+	"github.com/plinth-dev/plinth/internal/scan"
 )
 
 // judgeResolved is the fifth step: the policy's verdict on the resolved
@@ -33,6 +34,7 @@ func (r *BaseImageReconciler) judgeResolved(_ context.Context, s *scope) {
 	}
 	if s.scan.on {
 		in.Vulnerabilities = s.vulnerabilities(s.scan.findings, approvedAtOf(st, s.digest))
+		in.Hardening = s.hardening(s.scan.report)
 	}
 	v := policy.Evaluate(in)
 	s.requireSignature(&v)
@@ -60,6 +62,30 @@ func (s *scope) vulnerabilities(findings []policy.Finding, approvedAt time.Time)
 		ApprovedAt: approvedAt,
 		FirstSeen:  firstSeenRecord(&s.bi.Status),
 	}
+}
+
+// hardening is the hardening and secrets input of a verdict on the
+// scanned report.
+func (s *scope) hardening(report *scan.Report) *policy.Hardening {
+	h := &policy.Hardening{
+		Policy:         s.policy.Spec.Hardening,
+		Annotations:    report.Annotations,
+		SecretsSkipped: len(report.SecretsSkipped),
+		Exceptions:     s.policy.Spec.Exceptions,
+		Image:          string(s.bi.Spec.Image),
+	}
+	for _, img := range report.Images {
+		f := policy.ImageFacts{Platform: img.Platform, User: img.User, CompressedSize: img.CompressedSize,
+			Annotations: img.Annotations, Executables: img.Executables}
+		for _, su := range img.Setuid {
+			f.Setuid = append(f.Setuid, su.Path)
+		}
+		h.Images = append(h.Images, f)
+	}
+	for _, sf := range report.Secrets {
+		h.Secrets = append(h.Secrets, policy.Secret{RuleID: sf.RuleID, Path: sf.Path, Layer: sf.Layer})
+	}
+	return h
 }
 
 // approvedAtOf returns when digest was first approved: from the approved

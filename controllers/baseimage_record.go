@@ -47,7 +47,7 @@ func (r *BaseImageReconciler) record(s *scope) {
 		setCondition(bi, catalogv1.ApprovedCondition, boolStatus(v.Approved), v.ApprovedReason, v.ApprovedMessage)
 		setStale(bi, v)
 		if s.scan.on {
-			st.Vulnerabilities, st.TopFindings = v.Summary, v.TopFindings
+			st.Vulnerabilities, st.TopFindings, st.Hardening = v.Summary, v.TopFindings, v.Hardening
 			r.Scanning.Metrics.SetVulnerabilities(bi.Namespace, bi.Name, v.Summary)
 		}
 	case judgedBefore(st, s.digest):
@@ -59,7 +59,7 @@ func (r *BaseImageReconciler) record(s *scope) {
 		setStale(bi, s.ageVerdict)
 		// Figures of another digest must not stand beside this one.
 		st.ScannedDigest, st.LastScanTime, st.VulnDBVersion = "", nil, ""
-		st.Vulnerabilities, st.TopFindings = nil, nil
+		st.Vulnerabilities, st.TopFindings, st.Hardening = nil, nil, nil
 		r.Scanning.Metrics.ForgetBaseImage(bi.Namespace, bi.Name)
 	}
 	recordStaleSince(s)

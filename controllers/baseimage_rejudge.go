@@ -33,6 +33,7 @@ func (r *BaseImageReconciler) rejudgeApproved(ctx context.Context, s *scope) {
 			return
 		}
 		in.Vulnerabilities = s.vulnerabilities(findingsOf(report), approvedAtOf(st, ad))
+		in.Hardening = s.hardening(report)
 		s.approvedDBVersion, s.approvedReport = report.DBVersion, report
 	}
 	v := policy.Evaluate(in)

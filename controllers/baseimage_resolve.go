@@ -72,7 +72,7 @@ func resetForRepository(st *catalogv1.BaseImageStatus) {
 	st.ResolvedDigest, st.ApprovedDigest, st.Approved = "", "", nil
 	st.History, st.Platforms, st.ImageCreated, st.BaseDigest = nil, nil, nil, ""
 	st.ScannedDigest, st.LastScanTime, st.VulnDBVersion = "", nil, ""
-	st.Vulnerabilities, st.TopFindings, st.FindingsFirstSeen = nil, nil, nil
+	st.Vulnerabilities, st.TopFindings, st.FindingsFirstSeen, st.Hardening = nil, nil, nil, nil
 	st.InspectedGeneration = 0
 	st.Conditions = nil
 }

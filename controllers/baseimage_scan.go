@@ -63,7 +63,7 @@ func (r *BaseImageReconciler) scanResolved(ctx context.Context, s *scope) {
 		// figure may stand beside the verdict.
 		removeCondition(bi, catalogv1.ScannedCondition)
 		st.ScannedDigest, st.LastScanTime, st.VulnDBVersion = "", nil, ""
-		st.Vulnerabilities, st.TopFindings, st.FindingsFirstSeen = nil, nil, nil
+		st.Vulnerabilities, st.TopFindings, st.FindingsFirstSeen, st.Hardening = nil, nil, nil, nil
 		return
 	}
 	s.scan.on = true

@@ -4,7 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
@@ -75,6 +77,23 @@ func TestAPIServerRefusesInvalidImagePolicies(t *testing.T) {
 		{"rescanInterval under a minute", catalogv1.ImagePolicySpec{RescanInterval: duration(59e9)}, "rescanInterval must be a duration of at least 1m"},
 		{"rescanInterval of a minute", catalogv1.ImagePolicySpec{RescanInterval: duration(60e9)}, ""},
 		{"empty registry pattern", catalogv1.ImagePolicySpec{AllowedRegistries: []string{""}}, "spec.allowedRegistries[0]"},
+		{"hardening", catalogv1.ImagePolicySpec{Hardening: &catalogv1.HardeningPolicy{
+			RequireNonRootUser: true, ForbidSetuid: true, ForbidShells: true, Shells: []string{"/bin/sh", "/usr/local/bin/zsh", "ash"},
+			ForbidPackageManagers: true, MaxCompressedSize: quantity("200Mi"), RequiredAnnotations: []string{"org.opencontainers.image.source"},
+		}}, ""},
+		{"shell outside the bin directories", catalogv1.ImagePolicySpec{Hardening: &catalogv1.HardeningPolicy{ForbidShells: true, Shells: []string{"/opt/bin/sh"}}},
+			"shells are command names or paths directly under /bin"},
+		{"package manager in a sub-directory", catalogv1.ImagePolicySpec{Hardening: &catalogv1.HardeningPolicy{PackageManagers: []string{"/usr/bin/x/apt"}}},
+			"packageManagers are command names or paths"},
+		{"zero size", catalogv1.ImagePolicySpec{Hardening: &catalogv1.HardeningPolicy{MaxCompressedSize: quantity("0")}}, "maxCompressedSize must be positive"},
+		{"hardening and secret exceptions", catalogv1.ImagePolicySpec{Exceptions: []catalogv1.VulnerabilityException{
+			exception("forbidSetuid:/usr/bin/passwd"), exception("aws-access-key-id:/etc/app.env"), exception("requireNonRootUser"),
+			exception("requiredAnnotations:org.opencontainers.image.source"), exception("CVE-2025-1234"),
+		}}, ""},
+		{"exception id with spaces", catalogv1.ImagePolicySpec{Exceptions: []catalogv1.VulnerabilityException{exception("forbidShells:/bin/my shell")}},
+			"spec.exceptions[0].id"},
+		{"exception id of a word", catalogv1.ImagePolicySpec{Exceptions: []catalogv1.VulnerabilityException{exception("anything")}},
+			"spec.exceptions[0].id"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,4 +109,13 @@ func TestAPIServerRefusesInvalidImagePolicies(t *testing.T) {
 			}
 		})
 	}
+}
+
+func quantity(s string) *resource.Quantity {
+	q := resource.MustParse(s)
+	return &q
+}
+
+func exception(id string) catalogv1.VulnerabilityException {
+	return catalogv1.VulnerabilityException{ID: id, Expires: metav1.NewTime(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)), Justification: "accepted"}
 }

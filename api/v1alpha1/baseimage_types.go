@@ -326,6 +326,10 @@ type BaseImageStatus struct {
 	// +optional
 	Vulnerabilities *VulnerabilitySummary `json:"vulnerabilities,omitempty"`
 
+	// hardening counts the hardening and secret findings of scannedDigest.
+	// +optional
+	Hardening *HardeningStatus `json:"hardening,omitempty"`
+
 	// findingsFirstSeen records when each blocking (or excepted) finding of
 	// resolvedDigest and approvedDigest was first detected, at most 100
 	// findings, the oldest kept; remediation deadlines count from these.

@@ -193,6 +193,17 @@ const (
 	// the policy does not allow.
 	VulnerabilitiesExceedThresholdReason = "VulnerabilitiesExceedThreshold"
 
+	// HardeningViolationReason means the digest breaks a hardening check
+	// of the policy (non-root user, setuid files, shells, package
+	// managers, size, annotations) that no exception covers.
+	HardeningViolationReason = "HardeningViolation"
+
+	// SecretFoundReason means the secret scanner found a secret, such as
+	// a cloud access key, in a layer of the digest and no exception covers
+	// it. The message names the rule, the file and the layer, never the
+	// secret.
+	SecretFoundReason = "SecretFound"
+
 	// ExceptionExpiredReason means the digest passed only thanks to an
 	// exception that has now expired.
 	ExceptionExpiredReason = "ExceptionExpired"

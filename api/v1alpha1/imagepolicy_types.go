@@ -77,8 +77,16 @@ type ImagePolicySpec struct {
 	// +optional
 	Signing *SigningPolicy `json:"signing,omitempty"`
 
-	// exceptions accept named vulnerabilities until they expire. An expired
-	// exception stops applying by itself.
+	// hardening checks the image's configuration and final filesystem:
+	// non-root user, setuid files, shells, package managers, size and
+	// annotations. Unset checks none of these. Secrets found in the layers
+	// block approval whatever this says.
+	// +optional
+	Hardening *HardeningPolicy `json:"hardening,omitempty"`
+
+	// exceptions accept named vulnerabilities, hardening findings and
+	// secrets until they expire. An expired exception stops applying by
+	// itself.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=256

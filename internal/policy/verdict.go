@@ -38,6 +38,10 @@ type Input struct {
 	// Vulnerabilities of the digest; nil when the digest is not judged on
 	// vulnerabilities (scanning is off).
 	Vulnerabilities *Vulnerabilities
+
+	// Hardening holds the digest's hardening facts and secrets; nil when
+	// they are not judged (scanning is off).
+	Hardening *Hardening
 }
 
 // Verdict is the decision on one digest.
@@ -80,6 +84,10 @@ type Verdict struct {
 	// judged.
 	Summary     *catalogv1.VulnerabilitySummary
 	TopFindings []catalogv1.Finding
+
+	// Hardening counts the hardening and secret findings; nil when they
+	// are not judged.
+	Hardening *catalogv1.HardeningStatus
 }
 
 // AppliedException is an exception a verdict relied on.
@@ -104,6 +112,10 @@ func Evaluate(in Input) Verdict {
 		}
 		sort.Slice(v.ExceptionsApplied, func(i, j int) bool { return v.ExceptionsApplied[i].ID < v.ExceptionsApplied[j].ID })
 		v.Approved, v.ApprovedReason, v.ApprovedMessage = vv.approved, vv.reason, vv.message
+	}
+
+	if in.Hardening != nil {
+		judgeHardening(&v, evaluateHardening(in.Now, in.Hardening))
 	}
 
 	// Age counts from the creation time, or else from when plinth first saw
@@ -147,3 +159,44 @@ func IsUnknownCreationTime(t time.Time) bool {
 // reproducible builds use 1980-01-01 (the earliest zip time) rather than
 // 1970.
 var reproducibleEpochLimit = time.Date(1980, 1, 2, 0, 0, 0, 0, time.UTC)
+
+// judgeHardening adds the hardening and secrets part to a verdict. A
+// secret refuses approval before anything else; a hardening violation
+// refuses it when the vulnerabilities do not already. An exception a
+// finding depends on sets the revoke deadline when it expires.
+func judgeHardening(v *Verdict, hv hardVerdict) {
+	v.Hardening = &hv.status
+	applied := map[string]time.Time{}
+	for _, e := range v.ExceptionsApplied {
+		applied[e.ID] = e.Expires
+	}
+	for _, f := range hv.excepted {
+		t := f.exceptionExpires
+		if old, ok := applied[f.id]; !ok || t.After(old) {
+			applied[f.id] = t
+		}
+		if v.RevokeDeadline.IsZero() || t.Before(v.RevokeDeadline) {
+			v.RevokeDeadline = t
+		}
+		if v.NextDeadline.IsZero() || t.Before(v.NextDeadline) {
+			v.NextDeadline = t
+		}
+	}
+	v.ExceptionsApplied = v.ExceptionsApplied[:0]
+	for id, t := range applied {
+		v.ExceptionsApplied = append(v.ExceptionsApplied, AppliedException{ID: id, Expires: t})
+	}
+	sort.Slice(v.ExceptionsApplied, func(i, j int) bool { return v.ExceptionsApplied[i].ID < v.ExceptionsApplied[j].ID })
+	if len(v.ExceptionsApplied) == 0 {
+		v.ExceptionsApplied = nil
+	}
+	switch {
+	case len(hv.blockingSecrets) > 0:
+		v.Approved, v.ApprovedReason = false, catalogv1.SecretFoundReason
+		v.ApprovedMessage = "Secrets found in the image: " + listHard(hv.blockingSecrets)
+	case !v.Approved:
+	case len(hv.violations) > 0:
+		v.Approved, v.ApprovedReason = false, catalogv1.HardeningViolationReason
+		v.ApprovedMessage = "The image breaks the hardening policy: " + listHard(hv.violations)
+	}
+}

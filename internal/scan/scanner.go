@@ -76,6 +76,17 @@ type Report struct {
 	// Platforms are the platforms scanned, sorted; for a single manifest
 	// the platform from its config.
 	Platforms []string `json:"platforms"`
+	// Annotations of the manifest or index named by Digest.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Images holds the hardening facts of each scanned platform image, in
+	// Platforms order.
+	Images []ImageFacts `json:"images,omitempty"`
+	// Secrets found in the layers of every scanned platform, deduplicated
+	// and sorted by rule, then path.
+	Secrets []SecretFinding `json:"secrets,omitempty"`
+	// SecretsSkipped are the files the secret scanner skipped for their
+	// size, sorted by path.
+	SecretsSkipped []SkippedFile `json:"secretsSkipped,omitempty"`
 	// ScannedAt is when the scan ran. A cached report keeps the time of
 	// the scan that produced it.
 	ScannedAt time.Time `json:"scannedAt"`

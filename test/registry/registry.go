@@ -86,6 +86,7 @@ type Registry struct {
 	mu        sync.Mutex
 	requests  int
 	manifests map[string]int
+	blobs     int
 	faults    []*fault
 }
 
@@ -242,11 +243,19 @@ func (r *Registry) TotalManifestRequests() int {
 	return n
 }
 
+// BlobRequests returns the number of GET requests for blobs (layers and
+// configs) of all repositories.
+func (r *Registry) BlobRequests() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.blobs
+}
+
 // ResetCounts sets all request counters to zero.
 func (r *Registry) ResetCounts() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.requests = 0
+	r.requests, r.blobs = 0, 0
 	r.manifests = map[string]int{}
 }
 
@@ -303,6 +312,9 @@ func (r *Registry) record(req *http.Request) *fault {
 	if req.Method == http.MethodGet || req.Method == http.MethodHead {
 		if repo, ok := manifestRepo(req.URL.Path); ok {
 			r.manifests[repo]++
+		}
+		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/sha256:") {
+			r.blobs++
 		}
 	}
 	for i, f := range r.faults {

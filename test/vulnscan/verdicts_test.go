@@ -87,14 +87,21 @@ type runOptions struct {
 	noDB bool
 	// limits bound the images the scanner accepts.
 	limits trivy.Limits
+	// maxSecretFileSize is the secret scanner's file size limit.
+	maxSecretFileSize int64
 }
 
 func startOperator(t *testing.T, advs []vulndbtest.Advisory) *operator {
 	t.Helper()
+	return startOperatorWith(t, advs, runOptions{})
+}
+
+func startOperatorWith(t *testing.T, advs []vulndbtest.Advisory, opts runOptions) *operator {
+	t.Helper()
 	o := &operator{t: t, reg: registrytest.New(t), clock: clocktesting.NewFakeClock(time.Now().UTC().Truncate(time.Second))}
 	o.dbRef = o.reg.Host + "/aquasec/trivy-db:2"
 	o.publishDB(advs, o.clock.Now().Add(-time.Hour))
-	o.run(runOptions{})
+	o.run(opts)
 	return o
 }
 
@@ -125,7 +132,7 @@ func (o *operator) run(opts runOptions) {
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	o.db = db
-	scanner, err := trivy.NewScanner(trivy.Options{DB: db, CacheDir: cache, Limits: opts.limits})
+	scanner, err := trivy.NewScanner(trivy.Options{DB: db, CacheDir: cache, Limits: opts.limits, MaxSecretFileSize: opts.maxSecretFileSize})
 	g.Expect(err).NotTo(HaveOccurred())
 	o.scanner = scanner
 	o.metrics = prometheus.NewRegistry()

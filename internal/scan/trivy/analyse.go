@@ -1,8 +1,11 @@
 package trivy
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"sync"
 
@@ -119,6 +122,10 @@ func (s *Scanner) analyse(ctx context.Context, pi platformImage) (artifact.Refer
 		if err != nil {
 			if ctx.Err() != nil {
 				return artifact.Reference{}, ctx.Err()
+			}
+			if notAnArchive(err) {
+				return artifact.Reference{}, &scan.Error{Kind: scan.KindInvalid,
+					Message: "analysing the layers for " + pi.platform + ": a layer is not a valid tar archive", Err: err}
 			}
 			return artifact.Reference{}, internalErr("analysing the image for "+pi.platform, err)
 		}
@@ -243,4 +250,12 @@ func (c *analysisCache) MissingBlobs(ctx context.Context, artifactID string, blo
 
 func internalErr(op string, err error) error {
 	return &scan.Error{Kind: scan.KindInternal, Message: op + " failed", Err: err}
+}
+
+// notAnArchive tells whether an analysis failed because a layer is not a
+// tar archive (or not a compressed one): the image is malformed, and
+// scanning it again will not help.
+func notAnArchive(err error) bool {
+	return errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong) || errors.Is(err, gzip.ErrHeader) ||
+		errors.Is(err, gzip.ErrChecksum) || errors.Is(err, io.ErrUnexpectedEOF)
 }

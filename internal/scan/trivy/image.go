@@ -78,22 +78,24 @@ type platformImage struct {
 // the platform images to scan, each checked against the limits, with
 // their manifests and configs fetched. Layers are not downloaded.
 // Registry failures come back as *scan.Error saying what failed.
-func resolveImages(ctx context.Context, req scan.Request, filter []string, limits Limits, opts []remote.Option) ([]platformImage, error) {
+func resolveImages(ctx context.Context, req scan.Request, filter []string, limits Limits, opts []remote.Option) ([]platformImage, map[string]string, error) {
 	desc, err := remote.Get(req.Image, opts...)
 	if err != nil {
-		return nil, classifyRegistry("fetching the manifest", err)
+		return nil, nil, classifyRegistry("fetching the manifest", err)
 	}
 	repo := req.Image.Context()
 	var out []platformImage
+	var annotations map[string]string
 	if desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return nil, invalidImage("reading the index", err)
+			return nil, nil, invalidImage("reading the index", err)
 		}
 		im, err := idx.IndexManifest()
 		if err != nil {
-			return nil, invalidImage("reading the index", err)
+			return nil, nil, invalidImage("reading the index", err)
 		}
+		annotations = im.Annotations
 		for _, d := range im.Manifests {
 			if !d.MediaType.IsImage() || registry.IsAttestation(d) || d.Platform == nil {
 				continue
@@ -104,40 +106,45 @@ func resolveImages(ctx context.Context, req scan.Request, filter []string, limit
 			}
 			img, err := idx.Image(d.Digest)
 			if err != nil {
-				return nil, classifyRegistry("fetching the manifest for "+p, err)
+				return nil, nil, classifyRegistry("fetching the manifest for "+p, err)
 			}
 			out = append(out, platformImage{platform: p, digest: repo.Digest(d.Digest.String()), image: img})
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("%w: %v", scan.ErrNoMatchingPlatform, filter)
+			return nil, nil, fmt.Errorf("%w: %v", scan.ErrNoMatchingPlatform, filter)
 		}
 	} else {
 		img, err := desc.Image()
 		if err != nil {
-			return nil, invalidImage("reading the manifest", err)
+			return nil, nil, invalidImage("reading the manifest", err)
 		}
 		cf, err := img.ConfigFile()
 		if err != nil {
-			return nil, classifyRegistry("fetching the image config", err)
+			return nil, nil, classifyRegistry("fetching the image config", err)
 		}
 		p := registry.PlatformString(cf.OS, cf.Architecture, cf.Variant)
 		out = append(out, platformImage{platform: p, digest: req.Image, image: img})
+		m, err := img.Manifest()
+		if err != nil {
+			return nil, nil, invalidImage("reading the manifest", err)
+		}
+		annotations = m.Annotations
 	}
 	for _, pi := range out {
 		m, err := pi.image.Manifest()
 		if err != nil {
-			return nil, classifyRegistry("fetching the manifest for "+pi.platform, err)
+			return nil, nil, classifyRegistry("fetching the manifest for "+pi.platform, err)
 		}
 		if err := limits.check(pi.platform, m); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// Fetched now, so that the analysis finds it at hand.
 		if _, err := pi.image.RawConfigFile(); err != nil {
-			return nil, classifyRegistry("fetching the image config for "+pi.platform, err)
+			return nil, nil, classifyRegistry("fetching the image config for "+pi.platform, err)
 		}
 	}
 	slices.SortFunc(out, func(a, b platformImage) int { return strings.Compare(a.platform, b.platform) })
-	return out, nil
+	return out, annotations, nil
 }
 
 // trivyImage adapts a registry image to Trivy's image interface for the

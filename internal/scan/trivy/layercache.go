@@ -27,6 +27,9 @@ type layerCache struct {
 	maxBytes int64
 	grace    time.Duration
 	now      func() time.Time
+	// salt goes in front of every key: settings of plinth's own
+	// analysers that Trivy's keys do not cover.
+	salt string
 
 	mu      sync.Mutex
 	size    int64
@@ -72,8 +75,8 @@ func newLayerCache(dir string, maxBytes int64, now func() time.Time) (*layerCach
 	return c, nil
 }
 
-func fileKey(prefix, key string) string {
-	return prefix + strings.NewReplacer(":", "-", "/", "_").Replace(key) + ".json"
+func (c *layerCache) fileKey(prefix, key string) string {
+	return prefix + strings.NewReplacer(":", "-", "/", "_").Replace(c.salt+key) + ".json"
 }
 
 // setMax changes the bound and evicts to fit it.
@@ -185,12 +188,12 @@ func (c *layerCache) MissingBlobs(_ context.Context, artifactID string, blobIDs 
 	var missing []string
 	for _, id := range blobIDs {
 		var bi ftypes.BlobInfo
-		if err := c.getIfPresent(fileKey(blobPrefix, id), &bi); err != nil || bi.SchemaVersion != ftypes.BlobJSONSchemaVersion {
+		if err := c.getIfPresent(c.fileKey(blobPrefix, id), &bi); err != nil || bi.SchemaVersion != ftypes.BlobJSONSchemaVersion {
 			missing = append(missing, id)
 		}
 	}
 	var ai ftypes.ArtifactInfo
-	missingArtifact := c.getIfPresent(fileKey(artifactPrefix, artifactID), &ai) != nil || ai.SchemaVersion != ftypes.ArtifactJSONSchemaVersion
+	missingArtifact := c.getIfPresent(c.fileKey(artifactPrefix, artifactID), &ai) != nil || ai.SchemaVersion != ftypes.ArtifactJSONSchemaVersion
 	return missingArtifact, missing, nil
 }
 
@@ -203,18 +206,18 @@ func (c *layerCache) getIfPresent(file string, v any) error {
 
 // PutArtifact implements cache.ArtifactCache.
 func (c *layerCache) PutArtifact(_ context.Context, artifactID string, info ftypes.ArtifactInfo) error {
-	return c.write(fileKey(artifactPrefix, artifactID), info)
+	return c.write(c.fileKey(artifactPrefix, artifactID), info)
 }
 
 // PutBlob implements cache.ArtifactCache.
 func (c *layerCache) PutBlob(_ context.Context, blobID string, info ftypes.BlobInfo) error {
-	return c.write(fileKey(blobPrefix, blobID), info)
+	return c.write(c.fileKey(blobPrefix, blobID), info)
 }
 
 // DeleteBlobs implements cache.ArtifactCache.
 func (c *layerCache) DeleteBlobs(_ context.Context, blobIDs []string) error {
 	for _, id := range blobIDs {
-		f := fileKey(blobPrefix, id)
+		f := c.fileKey(blobPrefix, id)
 		c.forget(f)
 		_ = os.Remove(filepath.Join(c.dir, f))
 	}
@@ -224,7 +227,7 @@ func (c *layerCache) DeleteBlobs(_ context.Context, blobIDs []string) error {
 // GetArtifact implements cache.LocalArtifactCache.
 func (c *layerCache) GetArtifact(_ context.Context, artifactID string) (ftypes.ArtifactInfo, error) {
 	var ai ftypes.ArtifactInfo
-	if err := c.getIfPresent(fileKey(artifactPrefix, artifactID), &ai); err != nil {
+	if err := c.getIfPresent(c.fileKey(artifactPrefix, artifactID), &ai); err != nil {
 		return ftypes.ArtifactInfo{}, fmt.Errorf("artifact %s not in the layer cache: %w", artifactID, err)
 	}
 	return ai, nil
@@ -233,7 +236,7 @@ func (c *layerCache) GetArtifact(_ context.Context, artifactID string) (ftypes.A
 // GetBlob implements cache.LocalArtifactCache.
 func (c *layerCache) GetBlob(_ context.Context, blobID string) (ftypes.BlobInfo, error) {
 	var bi ftypes.BlobInfo
-	if err := c.getIfPresent(fileKey(blobPrefix, blobID), &bi); err != nil {
+	if err := c.getIfPresent(c.fileKey(blobPrefix, blobID), &bi); err != nil {
 		return ftypes.BlobInfo{}, fmt.Errorf("layer %s not in the layer cache: %w", blobID, err)
 	}
 	return bi, nil

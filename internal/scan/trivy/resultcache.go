@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -68,9 +69,15 @@ func reportSize(r *scan.Report) int64 {
 	return int64(len(r.SBOM)) + int64(len(r.Findings))*256 + 256
 }
 
-// cacheKey names a report; platforms must be the normalised request filter.
+// reportSchema changes whenever a report gains facts, so that reports
+// persisted by an older plinth, which lack them, are never read.
+const reportSchema = "r2"
+
+// cacheKey names a report; platforms must be the normalised request
+// filter. The secret scanner's size limit is part of it: a report made
+// under another limit says other things.
 func cacheKey(digest string, platforms []string, dbVersion string) string {
-	return digest + "|" + strings.Join(platforms, ",") + "|" + dbVersion
+	return fmt.Sprintf("%s|s%d|%s|%s|%s", reportSchema, maxSecretFileSize.Load(), digest, strings.Join(platforms, ","), dbVersion)
 }
 
 func versionDir(dbVersion string) string {

@@ -2,6 +2,7 @@ package trivy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,11 @@ type Options struct {
 	// there if nothing else has (Trivy otherwise buffers its logs in
 	// memory forever). Nil discards them.
 	LogHandler slog.Handler
+	// MaxSecretFileSize is the largest file, in bytes, the secret scanner
+	// reads; larger text files are reported as skipped. Trivy's analysers
+	// are process-wide, so the last scanner built sets it for all.
+	// Default DefaultMaxSecretFileSize (10 MiB).
+	MaxSecretFileSize int64
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -164,12 +170,19 @@ func NewScanner(o Options) (*Scanner, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MaxSecretFileSize <= 0 {
+		o.MaxSecretFileSize = DefaultMaxSecretFileSize
+	}
+	maxSecretFileSize.Store(o.MaxSecretFileSize)
 	logOnce.Do(func() { installTrivyLogger(o.LogHandler) })
 
+	// The secret size limit changes what an analysis records without
+	// changing Trivy's keys: it is part of the layer cache's.
 	lc, err := newLayerCache(filepath.Join(o.CacheDir, "layers"), 1, o.Now)
 	if err != nil {
 		return nil, err
 	}
+	lc.salt = fmt.Sprintf("s%d-", o.MaxSecretFileSize)
 	rc, err := newResultCache(filepath.Join(o.CacheDir, "results"), o.ResultsInMemory, o.ResultBytesInMemory, o.DB.Version)
 	if err != nil {
 		return nil, fmt.Errorf("creating result cache: %w", err)
@@ -375,7 +388,7 @@ func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []s
 	}
 	ropts = append(ropts, remote.Reuse(puller))
 
-	images, err := resolveImages(ctx, req, filter, s.limits, ropts)
+	images, annotations, err := resolveImages(ctx, req, filter, s.limits, ropts)
 	if err != nil {
 		return nil, err
 	}
@@ -397,10 +410,17 @@ func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []s
 	defer release()
 
 	report := &scan.Report{
-		Digest:    req.Image.DigestStr(),
-		DBVersion: version,
-		ScannedAt: s.now().UTC(),
+		Digest:      req.Image.DigestStr(),
+		DBVersion:   version,
+		Annotations: annotations,
+		ScannedAt:   s.now().UTC(),
 	}
+	for i, pi := range images {
+		if err := s.addFacts(ctx, report, pi, refs[i]); err != nil {
+			return nil, err
+		}
+	}
+	sortSecrets(report)
 	byKey := map[string]*scan.Finding{}
 	for i, pi := range images {
 		resp, err := s.service.Scan(ctx, refs[i].Name, refs[i].ID, refs[i].BlobIDs, scanOptions)
@@ -537,4 +557,64 @@ func severityRank(s string) int {
 	default:
 		return 4
 	}
+}
+
+// addFacts adds the hardening facts, secrets and skipped files of one
+// platform image to the report, from its analysed layers in the layer
+// cache.
+func (s *Scanner) addFacts(ctx context.Context, report *scan.Report, pi platformImage, ref artifact.Reference) error {
+	cf, err := pi.image.ConfigFile()
+	if err != nil {
+		return classifyRegistry("fetching the image config for "+pi.platform, err)
+	}
+	m, err := pi.image.Manifest()
+	if err != nil {
+		return classifyRegistry("fetching the manifest for "+pi.platform, err)
+	}
+	facts := scan.ImageFacts{Platform: pi.platform, User: cf.Config.User, Annotations: m.Annotations}
+	for _, l := range m.Layers {
+		facts.CompressedSize += l.Size
+	}
+	blobs := make([]ftypes.BlobInfo, 0, len(ref.BlobIDs))
+	for _, id := range ref.BlobIDs {
+		b, err := s.layers.GetBlob(ctx, id)
+		if err != nil {
+			return internalErr("reading the analysis of "+pi.platform, err)
+		}
+		blobs = append(blobs, b)
+	}
+	secrets, skipped := layerFacts(blobs, &facts)
+	report.Images = append(report.Images, facts)
+	for _, sf := range secrets {
+		i := slices.IndexFunc(report.Secrets, func(o scan.SecretFinding) bool {
+			return o.RuleID == sf.RuleID && o.Path == sf.Path && o.Layer == sf.Layer
+		})
+		if i < 0 {
+			report.Secrets = append(report.Secrets, sf)
+			i = len(report.Secrets) - 1
+		}
+		if !slices.Contains(report.Secrets[i].Platforms, pi.platform) {
+			report.Secrets[i].Platforms = append(report.Secrets[i].Platforms, pi.platform)
+		}
+	}
+	for _, sk := range skipped {
+		if !slices.ContainsFunc(report.SecretsSkipped, func(o scan.SkippedFile) bool { return o.Path == sk.Path && o.Layer == sk.Layer }) {
+			report.SecretsSkipped = append(report.SecretsSkipped, sk)
+		}
+	}
+	return nil
+}
+
+// sortSecrets orders the secrets by rule, path and layer, and the skipped
+// files by path and layer.
+func sortSecrets(r *scan.Report) {
+	slices.SortFunc(r.Secrets, func(a, b scan.SecretFinding) int {
+		return cmp.Or(strings.Compare(a.RuleID, b.RuleID), strings.Compare(a.Path, b.Path), strings.Compare(a.Layer, b.Layer))
+	})
+	for i := range r.Secrets {
+		slices.Sort(r.Secrets[i].Platforms)
+	}
+	slices.SortFunc(r.SecretsSkipped, func(a, b scan.SkippedFile) int {
+		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Layer, b.Layer))
+	})
 }
