@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -20,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
@@ -31,9 +33,11 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/controllers"
+	"github.com/plinth-dev/plinth/internal/admission"
 	"github.com/plinth-dev/plinth/internal/catalog"
 	"github.com/plinth-dev/plinth/internal/check"
 	"github.com/plinth-dev/plinth/internal/metrics"
@@ -79,6 +83,18 @@ type options struct {
 	cacheMaxBytes   int64
 	scanTimeout     time.Duration
 	scanStall       time.Duration
+
+	admission         bool
+	admissionTimeout  time.Duration
+	admissionUnknown  string
+	admissionExcluded string
+	webhookPort       int
+	webhookCerts      string
+	webhookCertDir    string
+	webhookSecret     string
+	webhookConfig     string
+	webhookService    string
+	webhookExtraHosts string
 }
 
 func main() {
@@ -120,6 +136,17 @@ func main() {
 	flag.Int64Var(&o.layerCacheBytes, "layer-cache-bytes", 0, "Bound of the on-disk cache of analysed layers; 0 takes its share of --cache-max-bytes.")
 	flag.DurationVar(&o.scanTimeout, "scan-timeout", trivy.DefaultScanTimeout, "Deadline of one scan, counted from when it gets a slot.")
 	flag.DurationVar(&o.scanStall, "scan-stall-timeout", 15*time.Minute, "/healthz fails when scans are pending and none made progress for this long; keep it above --scan-timeout.")
+	flag.BoolVar(&o.admission, "admission-webhook", false, "Serve the validating admission webhook that keeps workloads of enrolled namespaces on approved bases.")
+	flag.DurationVar(&o.admissionTimeout, "admission-match-timeout", admission.DefaultMatchTimeout, "Time the webhook may spend classifying a request's images (registry reads included); keep it below the webhook configuration's timeoutSeconds.")
+	flag.StringVar(&o.admissionUnknown, "admission-unknown", string(admission.AllowUnknown), "What enforce mode does with an image that cannot be classified in time: allow (admit with a warning) or deny.")
+	flag.StringVar(&o.admissionExcluded, "admission-excluded-namespaces", "", "Comma-separated namespaces always admitted unchecked, in addition to kube-system and plinth's own namespace.")
+	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port the admission webhook is served on.")
+	flag.StringVar(&o.webhookCerts, "webhook-certs", "self-managed", "Where the webhook's serving certificate comes from: self-managed (plinth keeps a CA and certificate in --webhook-cert-secret and writes the caBundle) or mounted (tls.crt and tls.key in --webhook-cert-dir, from cert-manager or OLM).")
+	flag.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Directory of the mounted tls.crt and tls.key, reloaded when they change; empty is controller-runtime's default, where OLM mounts them.")
+	flag.StringVar(&o.webhookSecret, "webhook-cert-secret", "plinth-webhook-server-cert", "Secret, in plinth's namespace, of the self-managed CA and serving certificate.")
+	flag.StringVar(&o.webhookConfig, "webhook-configuration", "plinth-validating-webhook-configuration", "ValidatingWebhookConfiguration whose caBundle plinth keeps in self-managed mode.")
+	flag.StringVar(&o.webhookService, "webhook-service", "plinth-webhook-service", "Service, in plinth's namespace, the self-managed certificate is issued for.")
+	flag.StringVar(&o.webhookExtraHosts, "webhook-cert-hosts", "", "Comma-separated extra DNS names or IP addresses of the self-managed certificate (e.g. 127.0.0.1 when the API server calls a URL).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -155,7 +182,15 @@ func run(o options) error {
 			cacheOpts.DefaultNamespaces[n] = cache.Config{}
 		}
 	}
+	var certs *admission.CertRotator
+	var webhookServer webhook.Server
+	if o.admission {
+		if certs, webhookServer, err = webhookServing(o); err != nil {
+			return err
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		WebhookServer:           webhookServer,
 		Scheme:                  scheme,
 		Cache:                   cacheOpts,
 		Metrics:                 metricsOpts,
@@ -200,6 +235,10 @@ func run(o options) error {
 	// The catalog index, kept in step with the BaseImages, is what running
 	// and admitted images are matched against.
 	index := catalog.NewIndex()
+	matcher, err := catalog.NewMatcher(index, catalog.Options{Client: regClient})
+	if err != nil {
+		return err
+	}
 	if err := (&controllers.CatalogIndexReconciler{Client: mgr.GetClient(), Index: index}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -217,6 +256,11 @@ func run(o options) error {
 		ReconcileTimeout:        o.reconcileTimeout,
 	}).SetupWithManager(mgr); err != nil {
 		return err
+	}
+	if o.admission {
+		if err := setupAdmission(ctx, mgr, o, matcher, certs); err != nil {
+			return err
+		}
 	}
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 
@@ -308,6 +352,62 @@ func setupScanning(mgr manager.Manager, o options, recorder events.EventRecorder
 		ScannerName:    "trivy",
 		ScannerVersion: trivy.Version,
 	}, nil
+}
+
+// ownNamespace is the namespace plinth runs in (from the downward API),
+// plinth-system when it runs out of cluster.
+func ownNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "plinth-system"
+}
+
+// webhookServing makes the webhook server and, for self-managed
+// certificates, the rotator that serves them.
+func webhookServing(o options) (*admission.CertRotator, webhook.Server, error) {
+	wo := webhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir}
+	switch o.webhookCerts {
+	case "mounted":
+		return nil, webhook.NewServer(wo), nil
+	case "self-managed":
+		ns := ownNamespace()
+		certs := &admission.CertRotator{
+			Secret:               types.NamespacedName{Namespace: ns, Name: o.webhookSecret},
+			WebhookConfiguration: o.webhookConfig,
+			Hosts: append([]string{o.webhookService + "." + ns + ".svc", o.webhookService + "." + ns + ".svc.cluster.local"},
+				splitList(o.webhookExtraHosts)...),
+		}
+		wo.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certs.GetCertificate }}
+		return certs, webhook.NewServer(wo), nil
+	}
+	return nil, nil, fmt.Errorf("--webhook-certs %q: want self-managed or mounted", o.webhookCerts)
+}
+
+// setupAdmission serves the admission webhook and, for self-managed
+// certificates, keeps them.
+func setupAdmission(ctx context.Context, mgr manager.Manager, o options, matcher *catalog.Matcher, certs *admission.CertRotator) error {
+	unknown, err := admission.ParseUnknownPolicy(o.admissionUnknown)
+	if err != nil {
+		return fmt.Errorf("--admission-unknown: %w", err)
+	}
+	if certs != nil {
+		certs.Client, certs.Reader = mgr.GetClient(), mgr.GetAPIReader()
+		if err := mgr.Add(certs); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("webhook-certs", certs.Ready); err != nil {
+			return err
+		}
+	}
+	return (&admission.Validator{
+		Matcher:            matcher,
+		Recorder:           mgr.GetEventRecorder("plinth-admission"),
+		Metrics:            admission.NewMetrics(ctrlmetrics.Registry),
+		ExcludedNamespaces: append([]string{ownNamespace()}, splitList(o.admissionExcluded)...),
+		MatchTimeout:       o.admissionTimeout,
+		Unknown:            unknown,
+	}).SetupWithManager(ctx, mgr)
 }
 
 // describeDBError is the stable message of a DB update failure, without
