@@ -109,6 +109,9 @@ func namespaceMeta() *metav1.PartialObjectMetadata {
 // Handle checks the images of one admission request.
 func (v *Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
+	if req.UID == "" || req.Kind.Kind == "" || req.Operation == "" {
+		return admission.Errored(http.StatusBadRequest, errors.New("malformed AdmissionReview: the request has no uid, kind or operation"))
+	}
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 		return admission.Allowed("")
 	}
