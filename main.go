@@ -88,6 +88,7 @@ type options struct {
 	admissionTimeout  time.Duration
 	admissionUnknown  string
 	admissionExcluded string
+	webhookHost       string
 	webhookPort       int
 	webhookCerts      string
 	webhookCertDir    string
@@ -140,6 +141,7 @@ func main() {
 	flag.DurationVar(&o.admissionTimeout, "admission-match-timeout", admission.DefaultMatchTimeout, "Time the webhook may spend classifying a request's images (registry reads included); keep it below the webhook configuration's timeoutSeconds.")
 	flag.StringVar(&o.admissionUnknown, "admission-unknown", string(admission.AllowUnknown), "What enforce mode does with an image that cannot be classified in time: allow (admit with a warning) or deny.")
 	flag.StringVar(&o.admissionExcluded, "admission-excluded-namespaces", "", "Comma-separated namespaces always admitted unchecked, in addition to kube-system and plinth's own namespace.")
+	flag.StringVar(&o.webhookHost, "webhook-host", "", "Address the admission webhook binds to; empty binds every interface.")
 	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port the admission webhook is served on.")
 	flag.StringVar(&o.webhookCerts, "webhook-certs", "self-managed", "Where the webhook's serving certificate comes from: self-managed (plinth keeps a CA and certificate in --webhook-cert-secret and writes the caBundle) or mounted (tls.crt and tls.key in --webhook-cert-dir, from cert-manager or OLM).")
 	flag.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Directory of the mounted tls.crt and tls.key, reloaded when they change; empty is controller-runtime's default, where OLM mounts them.")
@@ -366,7 +368,7 @@ func ownNamespace() string {
 // webhookServing makes the webhook server and, for self-managed
 // certificates, the rotator that serves them.
 func webhookServing(o options) (*admission.CertRotator, webhook.Server, error) {
-	wo := webhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir}
+	wo := webhook.Options{Host: o.webhookHost, Port: o.webhookPort, CertDir: o.webhookCertDir}
 	switch o.webhookCerts {
 	case "mounted":
 		return nil, webhook.NewServer(wo), nil
