@@ -263,6 +263,11 @@ func run(o options) error {
 		if err := setupAdmission(ctx, mgr, o, matcher, certs); err != nil {
 			return err
 		}
+		// A replica serves admission requests once its index holds the
+		// catalog.
+		if err := mgr.AddReadyzCheck("catalog-index", admission.IndexSynced(mgr.GetClient(), index)); err != nil {
+			return err
+		}
 	}
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 

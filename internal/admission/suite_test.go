@@ -47,6 +47,7 @@ var (
 	regClient  *registry.Client
 	metricsReg *prometheus.Registry
 	validator  *admission.Validator
+	testIndex  *catalog.Index
 	nsCounter  atomic.Int64
 	imgs       images
 )
@@ -112,11 +113,11 @@ func runSuite(m *testing.M) int {
 	defer cancel()
 
 	regClient = registry.New(registry.Options{Transport: reg.Transport(), Timeout: 5 * time.Second, RateLimit: 1000, Burst: 1000, Retries: 1})
-	index := catalog.NewIndex()
-	if err := (&controllers.CatalogIndexReconciler{Client: mgr.GetClient(), Index: index}).SetupWithManager(mgr); err != nil {
+	testIndex = catalog.NewIndex()
+	if err := (&controllers.CatalogIndexReconciler{Client: mgr.GetClient(), Index: testIndex}).SetupWithManager(mgr); err != nil {
 		return fail(err)
 	}
-	matcher, err := catalog.NewMatcher(index, catalog.Options{Client: regClient})
+	matcher, err := catalog.NewMatcher(testIndex, catalog.Options{Client: regClient})
 	if err != nil {
 		return fail(err)
 	}
