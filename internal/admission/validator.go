@@ -148,7 +148,11 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 			seen[c.Image] = true
 		}
 	}
-	verdicts := v.match(ctx, group(obj.Containers, seen))
+	images := group(obj.Containers, seen)
+	if len(images) == 0 {
+		return admission.Allowed("no new image to check")
+	}
+	verdicts := v.match(ctx, images)
 	d := decide(mode, v.unknownPolicy(), verdicts)
 	v.Metrics.observe(mode, d, time.Since(start))
 	if mode == Audit && len(d.Findings) > 0 && !ptrTrue(req.DryRun) {

@@ -109,6 +109,8 @@ func TestUpdatesAreJudgedOnTheImagesTheyBring(t *testing.T) {
 		t.Fatal(err)
 	}
 	setMode(t, ns, admission.Enforce)
+	// Updates that bring no image are not counted as decisions.
+	counted := counterValue(t, "enforce", "unapproved", "deny") + counterValue(t, "enforce", "approved", "allow")
 	var p corev1.Pod
 	waitFor(t, func() error {
 		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "cart"}, &p); err != nil {
@@ -126,6 +128,9 @@ func TestUpdatesAreJudgedOnTheImagesTheyBring(t *testing.T) {
 		}
 		return nil
 	})
+	if d := counterValue(t, "enforce", "unapproved", "deny") + counterValue(t, "enforce", "approved", "allow") - counted; d != 1 {
+		t.Errorf("enforce decisions grew by %v, want 1 (the denied Pod)", d)
+	}
 }
 
 func setMode(t *testing.T, ns string, mode admission.Mode) {
