@@ -101,9 +101,10 @@ cosign-cli: ## Build the cosign CLI that tests check plinth's signatures with.
 	hack/cosign-cli.sh $(COSIGN_CLI) >/dev/null
 
 .PHONY: bench
-bench: trivy-cli ## Print benchmarks: scans against the trivy CLI, DB updates, restarts, memory; signing and verification.
+bench: trivy-cli ## Print benchmarks: scans against the trivy CLI, DB updates, restarts, memory; signing and verification; admission latency.
 	PLINTH_TRIVY_CLI=$(TRIVY_CLI) go test -run '^$$' -bench 'BenchmarkReport' -benchtime=1x ./internal/scan/trivy/
 	go test -run '^$$' -bench 'BenchmarkPublish|BenchmarkVerify' -benchmem ./internal/sign/
+	go test -run '^$$' -bench 'BenchmarkWebhook' -benchtime=2000x ./internal/admission/
 
 # CLUSTER=1 makes `make run` use KUBECONFIG's cluster; unset (or 0, false,
 # no), it uses a local playground and never touches that cluster.

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -32,9 +33,11 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/controllers"
+	"github.com/plinth-dev/plinth/internal/admission"
 	"github.com/plinth-dev/plinth/internal/catalog"
 	"github.com/plinth-dev/plinth/internal/check"
 	"github.com/plinth-dev/plinth/internal/inventory"
@@ -86,6 +89,18 @@ type options struct {
 	tufMirror  string
 	tufRoot    string
 	tufRefresh time.Duration
+	admission         bool
+	admissionTimeout  time.Duration
+	admissionUnknown  string
+	admissionExcluded string
+	webhookHost       string
+	webhookPort       int
+	webhookCerts      string
+	webhookCertDir    string
+	webhookSecret     string
+	webhookConfig     string
+	webhookService    string
+	webhookExtraHosts string
 }
 
 func main() {
@@ -131,6 +146,18 @@ func main() {
 	flag.StringVar(&o.tufMirror, "sigstore-tuf-mirror", sign.DefaultTUFMirror, "TUF repository the public Sigstore trusted root is fetched from, for policies that name no trustedRoot; empty runs offline: such policies then need a trustedRoot for keyless identities and transparency-log checks.")
 	flag.StringVar(&o.tufRoot, "sigstore-tuf-root", "", "A TUF root.json file to trust for --sigstore-tuf-mirror (a private mirror); empty uses the public Sigstore root built into plinth.")
 	flag.DurationVar(&o.tufRefresh, "sigstore-tuf-refresh", 24*time.Hour, "How long a fetched Sigstore trusted root is used before the TUF mirror is asked again.")
+	flag.BoolVar(&o.admission, "admission-webhook", false, "Serve the validating admission webhook that keeps workloads of enrolled namespaces on approved bases.")
+	flag.DurationVar(&o.admissionTimeout, "admission-match-timeout", admission.DefaultMatchTimeout, "Time the webhook may spend classifying a request's images (registry reads included); keep it below the webhook configuration's timeoutSeconds.")
+	flag.StringVar(&o.admissionUnknown, "admission-unknown", string(admission.AllowUnknown), "What enforce mode does with an image that cannot be classified in time: allow (admit with a warning) or deny.")
+	flag.StringVar(&o.admissionExcluded, "admission-excluded-namespaces", "", "Comma-separated namespaces always admitted unchecked, in addition to kube-system and plinth's own namespace.")
+	flag.StringVar(&o.webhookHost, "webhook-host", "", "Address the admission webhook binds to; empty binds every interface.")
+	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port the admission webhook is served on.")
+	flag.StringVar(&o.webhookCerts, "webhook-certs", "self-managed", "Where the webhook's serving certificate comes from: self-managed (plinth keeps a CA and certificate in --webhook-cert-secret and writes the caBundle) or mounted (tls.crt and tls.key in --webhook-cert-dir, from cert-manager or OLM).")
+	flag.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Directory of the mounted tls.crt and tls.key, reloaded when they change; empty is controller-runtime's default, where OLM mounts them.")
+	flag.StringVar(&o.webhookSecret, "webhook-cert-secret", "plinth-webhook-server-cert", "Secret, in plinth's namespace, of the self-managed CA and serving certificate.")
+	flag.StringVar(&o.webhookConfig, "webhook-configuration", "plinth-validating-webhook-configuration", "ValidatingWebhookConfiguration whose caBundle plinth keeps in self-managed mode.")
+	flag.StringVar(&o.webhookService, "webhook-service", "plinth-webhook-service", "Service, in plinth's namespace, the self-managed certificate is issued for.")
+	flag.StringVar(&o.webhookExtraHosts, "webhook-cert-hosts", "", "Comma-separated extra DNS names or IP addresses of the self-managed certificate (e.g. 127.0.0.1 when the API server calls a URL).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -166,7 +193,15 @@ func run(o options) error {
 			cacheOpts.DefaultNamespaces[n] = cache.Config{}
 		}
 	}
+	var certs *admission.CertRotator
+	var webhookServer webhook.Server
+	if o.admission {
+		if certs, webhookServer, err = webhookServing(o); err != nil {
+			return err
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		WebhookServer:           webhookServer,
 		Scheme:                  scheme,
 		Cache:                   cacheOpts,
 		Metrics:                 metricsOpts,
@@ -257,6 +292,16 @@ func run(o options) error {
 		ReconcileTimeout:        o.reconcileTimeout,
 	}).SetupWithManager(mgr); err != nil {
 		return err
+	}
+	if o.admission {
+		if err := setupAdmission(ctx, mgr, o, matcher, certs); err != nil {
+			return err
+		}
+		// A replica serves admission requests once its index holds the
+		// catalog.
+		if err := mgr.AddReadyzCheck("catalog-index", admission.IndexSynced(mgr.GetClient(), index)); err != nil {
+			return err
+		}
 	}
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 
@@ -367,6 +412,62 @@ func setupScanning(mgr manager.Manager, o options, recorder events.EventRecorder
 		ScannerName:    "trivy",
 		ScannerVersion: trivy.Version,
 	}, nil
+}
+
+// ownNamespace is the namespace plinth runs in (from the downward API),
+// plinth-system when it runs out of cluster.
+func ownNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "plinth-system"
+}
+
+// webhookServing makes the webhook server and, for self-managed
+// certificates, the rotator that serves them.
+func webhookServing(o options) (*admission.CertRotator, webhook.Server, error) {
+	wo := webhook.Options{Host: o.webhookHost, Port: o.webhookPort, CertDir: o.webhookCertDir}
+	switch o.webhookCerts {
+	case "mounted":
+		return nil, webhook.NewServer(wo), nil
+	case "self-managed":
+		ns := ownNamespace()
+		certs := &admission.CertRotator{
+			Secret:               types.NamespacedName{Namespace: ns, Name: o.webhookSecret},
+			WebhookConfiguration: o.webhookConfig,
+			Hosts: append([]string{o.webhookService + "." + ns + ".svc", o.webhookService + "." + ns + ".svc.cluster.local"},
+				splitList(o.webhookExtraHosts)...),
+		}
+		wo.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certs.GetCertificate }}
+		return certs, webhook.NewServer(wo), nil
+	}
+	return nil, nil, fmt.Errorf("--webhook-certs %q: want self-managed or mounted", o.webhookCerts)
+}
+
+// setupAdmission serves the admission webhook and, for self-managed
+// certificates, keeps them.
+func setupAdmission(ctx context.Context, mgr manager.Manager, o options, matcher *catalog.Matcher, certs *admission.CertRotator) error {
+	unknown, err := admission.ParseUnknownPolicy(o.admissionUnknown)
+	if err != nil {
+		return fmt.Errorf("--admission-unknown: %w", err)
+	}
+	if certs != nil {
+		certs.Client, certs.Reader = mgr.GetClient(), mgr.GetAPIReader()
+		if err := mgr.Add(certs); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("webhook-certs", certs.Ready); err != nil {
+			return err
+		}
+	}
+	return (&admission.Validator{
+		Matcher:            matcher,
+		Recorder:           mgr.GetEventRecorder("plinth-admission"),
+		Metrics:            admission.NewMetrics(ctrlmetrics.Registry),
+		ExcludedNamespaces: append([]string{ownNamespace()}, splitList(o.admissionExcluded)...),
+		MatchTimeout:       o.admissionTimeout,
+		Unknown:            unknown,
+	}).SetupWithManager(ctx, mgr)
 }
 
 // describeDBError is the stable message of a DB update failure, without

@@ -4,9 +4,11 @@ import (
 	"context"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
@@ -22,10 +24,12 @@ type CatalogIndexReconciler struct {
 }
 
 // SetupWithManager registers the reconciler. It reacts to status changes
-// too, since the digests live in status.
+// too, since the digests live in status. It runs on every replica, leader
+// or not: each replica answers admission requests from its own index.
 func (r *CatalogIndexReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("catalogindex").
+		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false)}).
 		For(&catalogv1.BaseImage{}, builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		Complete(r)
 }

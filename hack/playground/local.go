@@ -11,6 +11,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/plinth-dev/plinth/internal/admission"
 	registrytest "github.com/plinth-dev/plinth/test/registry"
 	"github.com/plinth-dev/plinth/test/testenv"
 )
@@ -29,7 +30,9 @@ func runLocal(ctx context.Context, operator, metricsAddr, registryAddr, stateDir
 	}
 	defer reg.Close()
 
-	env, err := testenv.Start()
+	// The control plane calls the operator's admission webhook, installed
+	// from config/webhook.
+	env, err := testenv.StartWithWebhooks(filepath.Join(testenv.Root(), "config", "webhook", "manifests.yaml"))
 	if err != nil {
 		return err
 	}
@@ -74,6 +77,14 @@ func runLocal(ctx context.Context, operator, metricsAddr, registryAddr, stateDir
 	if err := applySamples(ctx, c, filepath.Join(testenv.Root(), "config", "samples"), namespace, sampleHost, time.Now()); err != nil {
 		return err
 	}
+	apps, err := pushSampleApps(ctx, sampleHost)
+	if err != nil {
+		return err
+	}
+	if err := enrollAppsNamespace(ctx, c); err != nil {
+		return err
+	}
+	try := admissionCommands(kubeconfig, apps)
 
 	fmt.Printf(`
 The playground is up.
@@ -91,13 +102,23 @@ this run (Secret %[4]s, public key %[5]s). Once
 alpine is SIGNED, check its approval with cosign:
   %[6]s
 
+Namespace %[7]s is labelled %[8]s=enforce: Pods there must be built on an
+approved base. Once alpine is approved, this Pod (built FROM base/alpine) is
+admitted:
+  %[9]s
+and this one (built FROM base/python:3.9, which the policy refuses) is
+denied, with the approved bases to use instead:
+  %[10]s
+
 Press Ctrl-C to stop everything.
 
-`, kubeconfig, sampleHost, dbRef, catalogKeySecret, pubKey, verifyCommand(pubKey, sampleHost))
+`, kubeconfig, sampleHost, dbRef, catalogKeySecret, pubKey, verifyCommand(pubKey, sampleHost),
+		appsNamespace, admission.ModeLabel, try[0], try[1])
 	stopPrinting := printCatalog(ctx, c, namespace)
 	defer stopPrinting()
 	return runOperator(ctx, operator, metricsAddr, []string{"KUBECONFIG=" + kubeconfig},
-		"--vuln-db-repository="+dbRef, "--vuln-db-insecure", "--cache-dir="+cacheDir)
+		append([]string{"--vuln-db-repository=" + dbRef, "--vuln-db-insecure", "--cache-dir=" + cacheDir},
+			admissionFlags(env.Webhook)...)...)
 }
 
 // localHost names the sample registry as the samples do: localhost and its

@@ -125,6 +125,7 @@ func TestPlaygroundShowsTheSampleCatalog(t *testing.T) {
 		t.Errorf("SIGNED = %v, want alpine and debian True, python-legacy False", signed)
 	}
 	checkCatalogSignature(t, cfg, state, output)
+	checkAdmission(t, output)
 	t.Logf("the playground's last table:\n%s", output()[strings.LastIndex(output(), "NAME "):])
 
 	// kubectl itself, when installed, prints the same.
@@ -236,4 +237,48 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool, explain
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// checkAdmission runs the two commands the playground prints for its
+// enforced namespace: the Pod built on the approved base is admitted, the
+// one built on the refused base is denied with the approved bases to use.
+func checkAdmission(t *testing.T, output func() string) {
+	t.Helper()
+	var admitted, denied string
+	for _, line := range strings.Split(output(), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.Contains(line, "kubectl run hello "):
+			admitted = line
+		case strings.Contains(line, "kubectl run legacy-report "):
+			denied = line
+		}
+	}
+	if admitted == "" || denied == "" {
+		t.Fatalf("the playground does not print the two admission commands:\n%s", output())
+	}
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Skip("kubectl is not installed: the admission commands are not run")
+	}
+	run := func(cmd string) (string, error) {
+		out, err := exec.Command("sh", "-c", cmd).CombinedOutput()
+		return string(out), err
+	}
+	// The index follows the catalog's status within moments.
+	var out string
+	var err error
+	waitFor(t, 30*time.Second, "the Pod on the approved base to be admitted", func() bool {
+		out, err = run(admitted)
+		return err == nil
+	}, func() string { return fmt.Sprintf("%s\n%v: %s", admitted, err, out) })
+	out, err = run(denied)
+	if err == nil {
+		t.Fatalf("%s: admitted, want a denial:\n%s", denied, out)
+	}
+	for _, says := range []string{"denied the request", "apps/legacy-report:1", "not on an approved base", "/base/alpine:3.22"} {
+		if !strings.Contains(out, says) {
+			t.Errorf("the denial does not say %q:\n%s", says, out)
+		}
+	}
+	t.Logf("%s\n%s", denied, out)
 }

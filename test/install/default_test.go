@@ -103,14 +103,15 @@ func TestDefaultInstallsDryRun(t *testing.T) {
 	}
 	want := map[string]int{
 		"Namespace": 1, "CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 5,
-		"ClusterRoleBinding": 1, "Service": 1, "Deployment": 1,
+		"ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1, "Service": 2, "Deployment": 1,
+		"ValidatingWebhookConfiguration": 1,
 	}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Errorf("config/default renders %v, want %v", kinds, want)
 	}
 	for _, o := range objs {
 		switch o.GetKind() {
-		case "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding":
+		case "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration":
 			if o.GetNamespace() != "" {
 				t.Errorf("%s %s is cluster-scoped but has namespace %q", o.GetKind(), o.GetName(), o.GetNamespace())
 			}

@@ -54,11 +54,24 @@ func Scheme() *kruntime.Scheme {
 type Environment struct {
 	env    *envtest.Environment
 	Config *rest.Config
+	// Webhook says where the API server calls the webhooks installed by
+	// StartWithWebhooks (LocalServingHost, LocalServingPort) and holds the
+	// serving certificate it trusts (LocalServingCertDir, with tls.crt and
+	// tls.key); nil for Start.
+	Webhook *envtest.WebhookInstallOptions
 }
 
 // Start starts etcd and kube-apiserver and installs the CRDs of
 // config/crd/bases.
-func Start() (*Environment, error) {
+func Start() (*Environment, error) { return start(nil) }
+
+// StartWithWebhooks starts the control plane like Start and installs the
+// webhook configurations of the given files (such as
+// config/webhook/manifests.yaml), pointed at a server the test runs on
+// loopback: see Environment.Webhook.
+func StartWithWebhooks(paths ...string) (*Environment, error) { return start(paths) }
+
+func start(webhooks []string) (*Environment, error) {
 	dir := AssetsDir()
 	for _, bin := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
@@ -71,11 +84,18 @@ func Start() (*Environment, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                Scheme(),
 	}
+	if len(webhooks) > 0 {
+		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: webhooks, LocalServingHost: "127.0.0.1"}
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting the control plane: %w", err)
 	}
-	return &Environment{env: env, Config: cfg}, nil
+	e := &Environment{env: env, Config: cfg}
+	if len(webhooks) > 0 {
+		e.Webhook = &env.WebhookInstallOptions
+	}
+	return e, nil
 }
 
 // KubeConfig returns a kubeconfig file's content for an admin user of the

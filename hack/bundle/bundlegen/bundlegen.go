@@ -18,12 +18,14 @@ import (
 
 	"github.com/operator-framework/api/pkg/lib/version"
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -42,7 +44,13 @@ const (
 	ScorecardImage = "quay.io/operator-framework/scorecard-test:v1.42.0"
 
 	deploymentName = "plinth-controller-manager"
-	managerRole    = "plinth-manager-role"
+	// webhookService is config/default's Service of the admission webhook;
+	// OLM makes its own for the CSV's webhook definitions.
+	webhookService = "plinth-webhook-service"
+	// webhookCertsArg has the operator read the serving certificate OLM
+	// mounts, instead of keeping its own.
+	webhookCertsArg = "--webhook-certs=mounted"
+	managerRole     = "plinth-manager-role"
 )
 
 //go:embed description.md
@@ -85,6 +93,7 @@ func Files(o Options) (map[string][]byte, error) {
 		crds                []apiextensionsv1.CustomResourceDefinition
 		deployment          *appsv1.Deployment
 		clusterPerms, perms []operatorsv1alpha1.StrategyDeploymentPermissions
+		webhooks            []operatorsv1alpha1.WebhookDescription
 	)
 	for _, u := range objs {
 		kind, name := u.GetKind(), u.GetName()
@@ -113,12 +122,12 @@ func Files(o Options) (map[string][]byte, error) {
 			if err := convert(u.Object, &role); err != nil {
 				return nil, err
 			}
-			if name == managerRole {
-				clusterPerms = append(clusterPerms, operatorsv1alpha1.StrategyDeploymentPermissions{Rules: role.Rules})
-				continue
-			}
 			if kind == "Role" {
 				perms = append(perms, operatorsv1alpha1.StrategyDeploymentPermissions{Rules: role.Rules})
+				continue
+			}
+			if name == managerRole {
+				clusterPerms = append(clusterPerms, operatorsv1alpha1.StrategyDeploymentPermissions{Rules: role.Rules})
 				continue
 			}
 			// Roles for others (the metrics reader, the catalog roles for
@@ -126,7 +135,16 @@ func Files(o Options) (map[string][]byte, error) {
 			if err := addManifest(files, u); err != nil {
 				return nil, err
 			}
+		case "ValidatingWebhookConfiguration":
+			var vwc admissionregistrationv1.ValidatingWebhookConfiguration
+			if err := convert(u.Object, &vwc); err != nil {
+				return nil, err
+			}
+			webhooks = append(webhooks, webhookDefinitions(&vwc)...)
 		case "Service":
+			if name == webhookService {
+				continue
+			}
 			if err := addManifest(files, u); err != nil {
 				return nil, err
 			}
@@ -165,7 +183,19 @@ func Files(o Options) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(webhooks) > 0 {
+		for i := range webhooks {
+			webhooks[i].DeploymentName = deployment.Name
+		}
+		// OLM issues, mounts and rotates the webhook's certificate.
+		for i, c := range deployment.Spec.Template.Spec.Containers {
+			if c.Name == "manager" {
+				deployment.Spec.Template.Spec.Containers[i].Args = append(c.Args, webhookCertsArg)
+			}
+		}
+	}
 	csv := clusterServiceVersion(o, image, examples, crds, deployment, clusterPerms, perms)
+	csv.Spec.WebhookDefinitions = webhooks
 	b, err := marshal(csv)
 	if err != nil {
 		return nil, err
@@ -181,6 +211,33 @@ func Files(o Options) (map[string][]byte, error) {
 		return nil, err
 	}
 	return files, nil
+}
+
+// webhookDefinitions describes the webhooks of vwc for the CSV. OLM
+// chooses their namespaceSelector from the OperatorGroup, so the webhook
+// admits namespaces without the mode label, and its own, itself.
+func webhookDefinitions(vwc *admissionregistrationv1.ValidatingWebhookConfiguration) []operatorsv1alpha1.WebhookDescription {
+	out := make([]operatorsv1alpha1.WebhookDescription, 0, len(vwc.Webhooks))
+	for _, w := range vwc.Webhooks {
+		d := operatorsv1alpha1.WebhookDescription{
+			GenerateName:            w.Name,
+			Type:                    operatorsv1alpha1.ValidatingAdmissionWebhook,
+			ContainerPort:           443,
+			TargetPort:              &intstr.IntOrString{Type: intstr.String, StrVal: "webhook-server"},
+			Rules:                   w.Rules,
+			FailurePolicy:           w.FailurePolicy,
+			MatchPolicy:             w.MatchPolicy,
+			ObjectSelector:          w.ObjectSelector,
+			SideEffects:             w.SideEffects,
+			TimeoutSeconds:          w.TimeoutSeconds,
+			AdmissionReviewVersions: w.AdmissionReviewVersions,
+		}
+		if w.ClientConfig.Service != nil {
+			d.WebhookPath = w.ClientConfig.Service.Path
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // Write replaces dir's content with the bundle's files.
