@@ -134,9 +134,10 @@ func TestMetricsOfTheSampleCatalog(t *testing.T) {
 			strings.Join(missing, ", "), strings.Join(s.names(), ", "))
 	}
 	// The dashboard's panels cover the catalog, findings, time to patch,
-	// rebuilds, webhooks, ages, the DB and the inventory: 16 metrics.
-	if len(names) != 16 {
-		t.Errorf("the dashboard queries %d distinct metrics, want 16: %s", len(names), strings.Join(names, ", "))
+	// rebuilds, webhooks, ages, the DB, the inventory and admission: 18
+	// metrics.
+	if len(names) != 18 {
+		t.Errorf("the dashboard queries %d distinct metrics, want 18: %s", len(names), strings.Join(names, ", "))
 	}
 }
 
