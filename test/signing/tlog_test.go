@@ -31,7 +31,9 @@ func TestSignaturesGoToTheTransparencyLog(t *testing.T) {
 	o.putSecret(keySecret, key.data)
 	o.createSigningPolicy(keySecret)
 	var p catalogv1.ImagePolicy
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: "p"}, &p)).To(Succeed())
+	// The manager's client reads from its cache, which sees the new policy
+	// a moment later.
+	g.Eventually(func() error { return k8sClient.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: "p"}, &p) }).Should(Succeed())
 	patch := client.MergeFrom(p.DeepCopy())
 	p.Spec.Signing.TransparencyLog = &catalogv1.TransparencyLogPolicy{URL: log.URL}
 	g.Expect(k8sClient.Patch(ctx, &p, patch)).To(Succeed())
