@@ -97,6 +97,10 @@ func TestADBUpdateReplacesTheApproval(t *testing.T) {
 	g := NewWithT(t)
 	o, key, image, bi := signedAlpine(t)
 	old := *bi.Status.Signature
+	// Let reconciles the setup set off (the policy's own status, for one)
+	// finish before the clock moves, so that the DB update's is the one
+	// that signs.
+	o.pokeAndWait("alpine")
 
 	o.clock.Step(time.Hour)
 	o.updateDB(muslCVE, busyboxCVE)
