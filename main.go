@@ -89,6 +89,7 @@ type options struct {
 	tufMirror  string
 	tufRoot    string
 	tufRefresh time.Duration
+
 	admission         bool
 	admissionTimeout  time.Duration
 	admissionUnknown  string

@@ -106,7 +106,7 @@ func TestTagsAreReadPageByPage(t *testing.T) {
 	g.Expect(getBaseImage(g, key).Status.LatestTag).To(Equal("22.24.99"))
 	before := pages.Load()
 	reconciled(t, key)
-	g.Expect(pages.Load() - before).To(Equal(int64(3)), "2,500 tags in pages of 1,000")
+	g.Expect(pages.Load()-before).To(Equal(int64(3)), "2,500 tags in pages of 1,000")
 }
 
 func TestTagPoliciesThatChooseNothingSaySo(t *testing.T) {
