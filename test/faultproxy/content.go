@@ -185,12 +185,13 @@ func WideIndex(n int) (v1.ImageIndex, error) {
 // archive holding one file of its own.
 func ManyLayers(n int) (v1.Image, error) {
 	var layers []mutate.Addendum
+	zw := gzip.NewWriter(io.Discard)
 	for i := range n {
 		b, err := tarOf(fmt.Sprintf("layer/%d", i), []byte(fmt.Sprint(i)))
 		if err != nil {
 			return nil, err
 		}
-		l, err := gzipLayer(b)
+		l, err := gzipLayer(zw, b)
 		if err != nil {
 			return nil, err
 		}
@@ -219,9 +220,10 @@ func tarOf(name string, content []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func gzipLayer(tarball []byte) (v1.Layer, error) {
+// gzipLayer compresses tarball with zw, reset for it.
+func gzipLayer(zw *gzip.Writer, tarball []byte) (v1.Layer, error) {
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	zw.Reset(&buf)
 	if _, err := zw.Write(tarball); err != nil {
 		return nil, err
 	}
@@ -274,9 +276,7 @@ func BombLayer(name string, inflated int64) (v1.Layer, error) {
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: inflated, ModTime: time.Unix(0, 0), Format: tar.FormatUSTAR}); err != nil {
 		return nil, err
 	}
-	if err := tw.Flush(); err != nil {
-		return nil, err
-	}
+	// The header is written; the content follows below, not through tw.
 	if err := member(hdr.Bytes()); err != nil {
 		return nil, err
 	}
