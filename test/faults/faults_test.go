@@ -205,10 +205,10 @@ func TestTransientFaultsKeepTheVerdict(t *testing.T) {
 		fault faultproxy.Fault
 		msg   string
 	}{
-		{"429 with Retry-After 86400", faultproxy.TooManyRequests("86400"), "registry rate limit exceeded (HTTP 429)"},
-		{"429 with a far Retry-After date", faultproxy.TooManyRequests(faultproxy.RetryAfterDate(time.Now().AddDate(10, 0, 0))), "registry rate limit exceeded (HTTP 429)"},
-		{"503", faultproxy.Status(http.StatusServiceUnavailable), "registry unavailable (HTTP 503)"},
-		{"hanging connection", faultproxy.Hang(), "registry request timed out"},
+		{"429 with Retry-After 86400", faultproxy.TooManyRequests("86400"), "Cannot read the image: registry rate limit exceeded (HTTP 429)"},
+		{"429 with a far Retry-After date", faultproxy.TooManyRequests(faultproxy.RetryAfterDate(time.Now().AddDate(10, 0, 0))), "Cannot read the image: registry rate limit exceeded (HTTP 429)"},
+		{"503", faultproxy.Status(http.StatusServiceUnavailable), "Cannot read the image: registry unavailable (HTTP 503)"},
+		{"hanging connection", faultproxy.Hang(), "Cannot read the image: registry request timed out"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -239,7 +239,7 @@ func TestOversizedManifestStallsWithTheLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	requestReconcile(t, e.key)
-	e.expect(t, catalogv1.StalledCondition, metav1.ConditionTrue, catalogv1.InvalidImageReason, "manifest larger than 65536 bytes")
+	e.expect(t, catalogv1.StalledCondition, metav1.ConditionTrue, catalogv1.InvalidImageReason, "Cannot read the image: manifest larger than 65536 bytes")
 	e.expect(t, catalogv1.ReadyCondition, metav1.ConditionFalse, catalogv1.InvalidImageReason, "")
 	// Stalled waits for the interval: hardly any request in the window.
 	e.noHotLoop(t, 2)
@@ -262,7 +262,7 @@ func TestTokenRealmOnAnotherHostGetsNoCredentials(t *testing.T) {
 	})
 	e.digest = "" // never approved
 	e.expect(t, catalogv1.StalledCondition, metav1.ConditionTrue, catalogv1.AuthenticationFailedReason,
-		"registry authentication failed: token realm refused: it is on another site than the registry")
+		"Cannot read the image: registry authentication failed: token realm refused: it is on another site than the registry")
 	e.noHotLoop(t, 2)
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 	if n := token.Authorizations()[basic]; n != 0 {
