@@ -51,12 +51,6 @@ func Hang() Fault {
 	}
 }
 
-// HangAfterHeaders sends the upstream's status and headers and then
-// nothing more until the client gives up or the proxy closes.
-func HangAfterHeaders() Fault {
-	return Truncate(0, true)
-}
-
 // Slow passes the upstream's answer on, its body chunk bytes at a time
 // with delay before each chunk.
 func Slow(chunk int, delay time.Duration) Fault {

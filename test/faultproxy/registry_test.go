@@ -82,7 +82,7 @@ func TestRetryAfterIsHonouredAndCapped(t *testing.T) {
 		maxRetry time.Duration
 	}{
 		{"429 without Retry-After", faultproxy.TooManyRequests(""), 40 * time.Millisecond, 2 * time.Second, 0},
-		{"429 with Retry-After 1", faultproxy.TooManyRequests("1"), 2 * time.Second, 4 * time.Second, 5 * time.Second},
+		{"429 with Retry-After 1", faultproxy.TooManyRequests("1"), 2 * time.Second, 6 * time.Second, 5 * time.Second},
 		{"429 with Retry-After 86400", faultproxy.TooManyRequests("86400"), 400 * time.Millisecond, 2 * time.Second, 0},
 		{"429 with Retry-After in ten years", faultproxy.TooManyRequests(far), 400 * time.Millisecond, 2 * time.Second, 0},
 		{"503 with Retry-After 86400", faultproxy.Status(http.StatusServiceUnavailable, "Retry-After", "86400"), 400 * time.Millisecond, 2 * time.Second, 0},
@@ -148,7 +148,7 @@ func TestHangingConnectionsTimeOut(t *testing.T) {
 			t.Fatalf("err = %v, want a timeout", err)
 		}
 		// One try and one retry of 300ms each, plus backoff.
-		if took < 600*time.Millisecond || took > 3*time.Second {
+		if took < 600*time.Millisecond || took > 5*time.Second {
 			t.Errorf("Head took %s", took)
 		}
 		if n := p.Requests(); n != 2 {
@@ -189,7 +189,7 @@ func TestSlowAndStalledBodies(t *testing.T) {
 	f := newFixture(t)
 	config := regexp.MustCompile(`^/v2/base/alpine/blobs/`)
 
-	c := client(registry.Options{Timeout: 300 * time.Millisecond, Retries: -1})
+	c := client(registry.Options{Timeout: time.Second, Retries: -1})
 	f.proxy.Add(faultproxy.Rule{Pattern: config, Fault: faultproxy.Truncate(100, true)})
 	_, err := c.Inspect(context.Background(), f.digest, registry.Access{}, nil)
 	if registry.KindOf(err) != registry.KindUnavailable || !strings.Contains(err.Error(), "timed out") {
@@ -197,14 +197,14 @@ func TestSlowAndStalledBodies(t *testing.T) {
 	}
 
 	f.proxy.Clear()
-	c = client(registry.Options{Timeout: 300 * time.Millisecond, Retries: -1})
-	f.proxy.Add(faultproxy.Rule{Pattern: config, Fault: faultproxy.Slow(16, 30*time.Millisecond)})
+	c = client(registry.Options{Timeout: time.Second, Retries: -1})
+	f.proxy.Add(faultproxy.Rule{Pattern: config, Fault: faultproxy.Slow(16, 60*time.Millisecond)})
 	start := time.Now()
 	info, err := c.Inspect(context.Background(), f.digest, registry.Access{}, nil)
 	if err != nil {
 		t.Fatalf("slow config: %v", err)
 	}
-	if took := time.Since(start); took < 300*time.Millisecond {
+	if took := time.Since(start); took < time.Second {
 		t.Errorf("slow config read in %s; the test needs it slower than the timeout", took)
 	}
 	if len(info.Platforms) != 1 || info.Platforms[0] != "linux/amd64" {
@@ -212,8 +212,8 @@ func TestSlowAndStalledBodies(t *testing.T) {
 	}
 
 	f.proxy.Clear()
-	c = client(registry.Options{Timeout: 300 * time.Millisecond, Retries: -1})
-	f.proxy.Add(faultproxy.Rule{Prefix: manifests, Method: http.MethodGet, Fault: faultproxy.Slow(16, 40*time.Millisecond)})
+	c = client(registry.Options{Timeout: time.Second, Retries: -1})
+	f.proxy.Add(faultproxy.Rule{Prefix: manifests, Method: http.MethodGet, Fault: faultproxy.Slow(16, 100*time.Millisecond)})
 	_, err = c.Inspect(context.Background(), f.digest, registry.Access{}, nil)
 	if registry.KindOf(err) != registry.KindUnavailable || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("slow manifest: err = %v, want a timeout", err)
@@ -276,12 +276,13 @@ func TestRateLimitPerHost(t *testing.T) {
 	if minTook := time.Duration(float64(n-burst) / rate * float64(time.Second)); took < minTook {
 		t.Errorf("%d requests took %s, faster than the limit allows (%s)", n, took, minTook)
 	}
-	// Over any window, at most burst plus rate times the window arrived.
+	// Over any window, at most burst plus rate times the window arrived
+	// (with a little slack for scheduling on a busy machine).
 	arr := p.Arrivals()
 	for i := range arr {
 		for j := i + burst + 1; j < len(arr); j++ {
 			window := arr[j].Sub(arr[i])
-			if allowed := burst + int(rate*window.Seconds()) + 1; j-i+1 > allowed {
+			if allowed := burst + int(rate*window.Seconds()) + 5; j-i+1 > allowed {
 				t.Fatalf("%d requests arrived in %s", j-i+1, window)
 			}
 		}
@@ -384,6 +385,10 @@ func TestTokenRealmOnAnotherHost(t *testing.T) {
 			}
 			if n := token.Requests(); n != 0 {
 				t.Errorf("the token server received %d requests", n)
+			}
+			// Everything went to the registry, under its own name.
+			if n, all := f.proxy.RequestsFor(f.proxy.Host), f.proxy.Requests(); n == 0 || n != all {
+				t.Errorf("%d of %d registry requests named the registry's host", n, all)
 			}
 		})
 	}
