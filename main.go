@@ -80,6 +80,8 @@ type options struct {
 	maxLayers       int
 	maxLayerBytes   int64
 	maxImageBytes   int64
+	maxInflated     int64
+	maxExpansion    int64
 	layerCacheBytes int64
 	secretMaxBytes  int64
 	cacheMaxBytes   int64
@@ -139,6 +141,8 @@ func main() {
 	flag.IntVar(&o.maxLayers, "scan-max-layers", 128, "Images with more layers per platform are not scanned (LayerLimitExceeded).")
 	flag.Int64Var(&o.maxLayerBytes, "scan-max-layer-bytes", 2<<30, "Images with a larger compressed layer are not scanned (LayerLimitExceeded).")
 	flag.Int64Var(&o.maxImageBytes, "scan-max-image-bytes", 8<<30, "Images whose compressed layers add up to more, per platform, are not scanned (LayerLimitExceeded).")
+	flag.Int64Var(&o.maxInflated, "scan-max-uncompressed-layer-bytes", trivy.DefaultMaxUncompressedLayerSize, "Scans stop at a layer that inflates to more bytes (LayerLimitExceeded).")
+	flag.Int64Var(&o.maxExpansion, "scan-max-layer-expansion", trivy.DefaultMaxLayerExpansion, "Scans stop at a layer that inflates to more than this many times its compressed size, and more than 64 MiB: a decompression bomb (LayerLimitExceeded).")
 	flag.Int64Var(&o.cacheMaxBytes, "cache-max-bytes", scan.DefaultCacheMaxBytes, "Bound of everything on the cache volume: the vulnerability DB with room for one download, the layer download spool, the cache of analysed layers and the scan results. Match the volume's size.")
 	flag.Int64Var(&o.layerCacheBytes, "layer-cache-bytes", 0, "Bound of the on-disk cache of analysed layers; 0 takes its share of --cache-max-bytes.")
 	flag.Int64Var(&o.secretMaxBytes, "secret-max-file-bytes", trivy.DefaultMaxSecretFileSize, "Larger text files are not read by the secret scanner; they are counted in status.hardening.secretsSkipped.")
@@ -382,7 +386,7 @@ func setupScanning(mgr manager.Manager, o options, recorder events.EventRecorder
 		LayerCacheBytes:   o.layerCacheBytes,
 		ScanTimeout:       o.scanTimeout,
 		MaxSecretFileSize: o.secretMaxBytes,
-		Limits:            trivy.Limits{MaxLayers: o.maxLayers, MaxLayerSize: o.maxLayerBytes, MaxTotalSize: o.maxImageBytes},
+		Limits:            trivy.Limits{MaxLayers: o.maxLayers, MaxLayerSize: o.maxLayerBytes, MaxTotalSize: o.maxImageBytes, MaxUncompressedLayerSize: o.maxInflated, MaxLayerExpansion: o.maxExpansion},
 		LogHandler:        slog.DiscardHandler,
 	})
 	if err != nil {

@@ -228,7 +228,7 @@ func (c *Client) puller(ctx context.Context, repo name.Repository, a Access) (*r
 	never := func(error) bool { return false }
 	p, err := remote.NewPuller(
 		remote.WithAuth(authn.FromConfig(*cfg)),
-		remote.WithTransport(t),
+		remote.WithTransport(ScopeCredentials(t, repo.Registry)),
 		remote.WithUserAgent(c.userAgent),
 		// Retries happen in the polite transport, which honours Retry-After.
 		remote.WithRetryStatusCodes(),

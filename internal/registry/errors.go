@@ -133,13 +133,17 @@ func classifyKnown(err error, anonymous bool) *Error {
 	if e := classifyAuthSetup(err); e != nil {
 		return e
 	}
+	// go-containerregistry tries HTTPS before plain HTTP for registries
+	// that allow it: a timeout in the chain comes from the plain-HTTP
+	// attempt, so the scheme mismatch of the first attempt is no reason.
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Kind: KindUnavailable, Message: "registry request timed out", Err: err}
+	}
 	if errors.Is(err, http.ErrSchemeMismatch) {
 		return &Error{Kind: KindTLS, Message: "TLS handshake failed: the registry serves plain HTTP, allowed only for registries marked insecure", Err: err}
 	}
-	var ne net.Error
 	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return &Error{Kind: KindUnavailable, Message: "registry request timed out", Err: err}
 	case errors.Is(err, context.Canceled):
 		return &Error{Kind: KindUnavailable, Message: "registry request canceled", Err: err}
 	case errors.As(err, &ne):

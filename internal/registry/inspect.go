@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"strings"
@@ -198,7 +199,9 @@ func fetchError(err error, anonymous bool, invalidMsg string) error {
 	var te *transport.Error
 	var ue *url.Error
 	var e *Error
-	if errors.As(err, &te) || errors.As(err, &ue) || errors.As(err, &e) ||
+	// A body cut short (the connection ended before Content-Length) is a
+	// transfer failure too, not content that does not parse.
+	if errors.As(err, &te) || errors.As(err, &ue) || errors.As(err, &e) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return classify(err, anonymous)
 	}

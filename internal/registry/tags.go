@@ -164,7 +164,7 @@ func (c *Client) tagTransport(ctx context.Context, repo name.Repository, a Acces
 	if ok {
 		return rt, anonymous, nil
 	}
-	rt, err = transport.NewWithContext(ctx, repo.Registry, authn.FromConfig(*cfg), t, []string{repo.Scope(transport.PullScope)})
+	rt, err = transport.NewWithContext(ctx, repo.Registry, authn.FromConfig(*cfg), ScopeCredentials(t, repo.Registry), []string{repo.Scope(transport.PullScope)})
 	if err != nil {
 		return nil, anonymous, classify(err, anonymous)
 	}

@@ -72,6 +72,10 @@ func (t *politeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("waiting for the rate limiter: %w", err)
 		}
 		resp, err := t.once(req, attempt)
+		if errors.Is(err, errManifestTooLarge) {
+			// The same manifest would be refused again.
+			return nil, err
+		}
 		last := attempt >= t.retries || !replayable(req) || ctx.Err() != nil
 		if err == nil && !retryableStatus(resp.StatusCode) {
 			if err := unusableChallenge(resp); err != nil {

@@ -18,12 +18,14 @@ var ErrLayerLimitExceeded = errors.New("image exceeds scan limits")
 // Limit names the limit an image broke.
 type Limit string
 
-// Limits an image can break; checked from manifests before any layer is
-// downloaded.
+// Limits an image can break. All but LimitUncompressedSize are checked
+// from manifests before any layer is downloaded; that one while a layer is
+// inflated for analysis.
 const (
-	LimitLayerCount Limit = "LayerCount"
-	LimitLayerSize  Limit = "LayerSize"
-	LimitTotalSize  Limit = "TotalSize"
+	LimitLayerCount       Limit = "LayerCount"
+	LimitLayerSize        Limit = "LayerSize"
+	LimitTotalSize        Limit = "TotalSize"
+	LimitUncompressedSize Limit = "UncompressedSize"
 )
 
 // LimitError says an image is too large to scan under the configured
@@ -46,6 +48,8 @@ func (e *LimitError) Error() string {
 		return fmt.Sprintf("image for %s has %d layers, more than the limit of %d", e.Platform, e.Value, e.Max)
 	case LimitLayerSize:
 		return fmt.Sprintf("image for %s has a layer of %d bytes, more than the limit of %d", e.Platform, e.Value, e.Max)
+	case LimitUncompressedSize:
+		return fmt.Sprintf("image for %s has a layer that inflates to more than %d bytes", e.Platform, e.Max)
 	default:
 		return fmt.Sprintf("image for %s has %d bytes of layers, more than the limit of %d", e.Platform, e.Value, e.Max)
 	}

@@ -98,13 +98,18 @@ func (s *Scanner) analyse(ctx context.Context, pi platformImage) (artifact.Refer
 			if _, ok := layers[diffIDs[i]]; ok {
 				continue
 			}
+			size, err := remote.Size()
+			if err != nil {
+				release()
+				return artifact.Reference{}, invalidImage("reading the manifest for "+pi.platform, err)
+			}
 			local, file, err := s.spool.download(remote, diffIDs[i], s.advance)
 			if err != nil {
 				release()
 				return artifact.Reference{}, err
 			}
 			s.downloads.Add(1)
-			layers[diffIDs[i]] = local
+			layers[diffIDs[i]] = &guardedLayer{Layer: local, max: s.limits.inflationLimit(size), platform: pi.platform}
 			files = append(files, file)
 		}
 		img.setSpooled(layers)
@@ -122,6 +127,14 @@ func (s *Scanner) analyse(ctx context.Context, pi platformImage) (artifact.Refer
 		if err != nil {
 			if ctx.Err() != nil {
 				return artifact.Reference{}, ctx.Err()
+			}
+			var le *scan.LimitError
+			if errors.As(err, &le) {
+				return artifact.Reference{}, le
+			}
+			var se *scan.Error
+			if errors.As(err, &se) && errors.Is(err, errEntryOutsideRoot) {
+				return artifact.Reference{}, se
 			}
 			if notAnArchive(err) {
 				return artifact.Reference{}, &scan.Error{Kind: scan.KindInvalid,

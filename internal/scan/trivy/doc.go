@@ -22,6 +22,9 @@
 //     share a scan.
 //   - Image limits (layer count, layer size, total size) are checked from
 //     the manifests before any layer is downloaded.
+//   - While a layer is analysed, it may inflate only so far (a
+//     decompression bomb stops the scan), and an entry whose name climbs
+//     out of the root makes the image invalid.
 //   - Missing layers are downloaded to a bounded spool before Trivy
 //     analyses them, so no network I/O happens under the lock that keeps
 //     Trivy's shared analysers race-free; each scan has a deadline.

@@ -27,6 +27,14 @@ type Limits struct {
 	// MaxTotalSize is the largest sum of compressed layer sizes per
 	// platform image, in bytes. Default 8 GiB.
 	MaxTotalSize int64
+	// MaxUncompressedLayerSize is the most bytes a layer may inflate to
+	// while it is analysed. Default 16 GiB.
+	MaxUncompressedLayerSize int64
+	// MaxLayerExpansion is the most times its compressed size a layer may
+	// inflate to, so that a small layer cannot hold gigabytes of zeros (a
+	// decompression bomb); any layer may inflate to 64 MiB whatever its
+	// ratio. Default 100.
+	MaxLayerExpansion int64
 }
 
 // Defaults of Limits.
@@ -34,7 +42,15 @@ const (
 	DefaultMaxLayers    = 128
 	DefaultMaxLayerSize = int64(2) << 30
 	DefaultMaxTotalSize = int64(8) << 30
+
+	DefaultMaxUncompressedLayerSize = int64(16) << 30
+	DefaultMaxLayerExpansion        = 100
 )
+
+// minInflationAllowance is what any layer may inflate to, whatever its
+// ratio: tar archives of a few small files compress far better than 100
+// to 1.
+const minInflationAllowance = int64(64) << 20
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxLayers <= 0 {
@@ -46,7 +62,25 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxTotalSize <= 0 {
 		l.MaxTotalSize = DefaultMaxTotalSize
 	}
+	if l.MaxUncompressedLayerSize <= 0 {
+		l.MaxUncompressedLayerSize = DefaultMaxUncompressedLayerSize
+	}
+	if l.MaxLayerExpansion <= 0 {
+		l.MaxLayerExpansion = DefaultMaxLayerExpansion
+	}
 	return l
+}
+
+// inflationLimit is the most bytes a layer of compressed bytes may
+// inflate to.
+func (l Limits) inflationLimit(compressed int64) int64 {
+	n := minInflationAllowance
+	if compressed > 0 && compressed <= l.MaxUncompressedLayerSize/l.MaxLayerExpansion {
+		n = max(n, compressed*l.MaxLayerExpansion)
+	} else if compressed > 0 {
+		n = l.MaxUncompressedLayerSize
+	}
+	return min(n, l.MaxUncompressedLayerSize)
 }
 
 // check tells whether manifest m of platform p is within the limits.

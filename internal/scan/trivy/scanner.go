@@ -378,6 +378,7 @@ func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []s
 	if tr == nil {
 		tr = http.DefaultTransport
 	}
+	tr = registry.ScopeCredentials(tr, req.Image.Context().Registry)
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr)}
 	if req.Keychain != nil {
 		ropts = append(ropts, remote.WithAuthFromKeychain(req.Keychain))
