@@ -204,9 +204,11 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			// Stale condition.
 			r.signApproved(ctx, s)
 			s.readyAfterSigning()
-			r.triggerRebuild(ctx, s)
+			if s.retryErr == nil {
+				r.triggerRebuild(ctx, s)
+			}
 		}
-		if (s.stop == nil || s.stop.kind == denied) && s.rebuildErr == nil {
+		if (s.stop == nil || s.stop.kind == denied) && s.retryErr == nil {
 			// A refusal is a transition to tell too.
 			r.notify(ctx, s)
 		}

@@ -68,7 +68,7 @@ func (r *BaseImageReconciler) notify(ctx context.Context, s *scope) {
 		// status sends nothing, so a retried reconcile does not deliver
 		// twice, and a restart delivers what is pending.
 		if err := s.persist(ctx); err != nil {
-			s.rebuildErr = err
+			s.retryErr = err
 			return
 		}
 	}

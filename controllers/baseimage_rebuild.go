@@ -77,7 +77,7 @@ func (r *BaseImageReconciler) triggerRebuild(ctx context.Context, s *scope) {
 
 	if rb := st.Rebuild; rb != nil && rb.Outcome == catalogv1.RebuildJobActive {
 		if err := r.followRebuildJob(ctx, s, rb, minInterval); err != nil {
-			s.rebuildErr = err
+			s.retryErr = err
 			return
 		}
 	}
@@ -174,7 +174,7 @@ func (r *BaseImageReconciler) startRebuild(ctx context.Context, s *scope, tmpl *
 		case err != nil && outcome == "":
 			// The API server could not be reached: try again with backoff,
 			// without counting a trigger.
-			s.rebuildErr = err
+			s.retryErr = err
 			return
 		case err != nil:
 			failure, failureOutcome, metric = err.Error(), outcome, metrics.RebuildRefused
@@ -193,7 +193,7 @@ func (r *BaseImageReconciler) startRebuild(ctx context.Context, s *scope, tmpl *
 		st.Rebuild.Outcome = catalogv1.RebuildWebhookPending
 		st.Rebuild.Message = "Delivering the rebuild webhook for " + s.digest
 		if err := s.persist(ctx); err != nil {
-			s.rebuildErr = err
+			s.retryErr = err
 			return
 		}
 		p := rebuild.Payload{

@@ -78,10 +78,11 @@ type scope struct {
 	// before is the status as stored when the reconcile started.
 	before *catalogv1.BaseImageStatus
 
-	// Set by triggerRebuild and notify: a transient failure to retry with
-	// backoff, and the earliest time something falls due (a rebuild, an
-	// exception warning, a notification retry); zero when nothing does.
-	rebuildErr error
+	// Set by signApproved, triggerRebuild and notify: a transient failure
+	// to retry with backoff (a conflict: status changed meanwhile), and the
+	// earliest time something falls due (a rebuild, an exception warning,
+	// a notification retry); zero when nothing does.
+	retryErr error
 	wakeAt     time.Time
 
 	// stop ends the reconcile early: something before the verdict failed.
@@ -139,8 +140,8 @@ func (s *scope) result(verdicts ...*policy.Verdict) (ctrl.Result, error) {
 			return ctrl.Result{}, f.err
 		}
 	}
-	if s.rebuildErr != nil {
-		return ctrl.Result{}, s.rebuildErr
+	if s.retryErr != nil {
+		return ctrl.Result{}, s.retryErr
 	}
 	next := jitter(s.interval)
 	if !s.wakeAt.IsZero() {

@@ -14,6 +14,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/internal/policy"
@@ -95,6 +96,17 @@ func (r *BaseImageReconciler) signApproved(ctx context.Context, s *scope) {
 	}
 	if sp.TransparencyLog != nil {
 		pub.TransparencyLog = sp.TransparencyLog.URL
+	}
+	if prev := st.Signature; prev == nil || prev.Digest != ad || prev.KeyFingerprint != key.Fingerprint() ||
+		!prev.ValidUntil.Time.Equal(validUntil.UTC().Truncate(time.Second)) || prev.VulnDBVersion != report.DBVersion ||
+		prev.PolicyGeneration != s.policy.Generation {
+		// A new signature or approval goes out only from the current
+		// status: one computed from a stale cached copy would push what the
+		// status write then refuses, and leave the registry ahead of it.
+		if err := r.current(ctx, bi); err != nil {
+			s.retryErr = err
+			return
+		}
 	}
 	keychain, err := r.pushKeychain(ctx, s)
 	if err != nil {
@@ -240,4 +252,18 @@ func attestedFindings(r *scan.Report) []sign.Finding {
 		out = append(out, sign.Finding{ID: f.ID, Severity: f.Severity, Package: f.Package, Installed: f.InstalledVersion, Fixed: f.FixedVersion})
 	}
 	return out
+}
+
+// current checks that bi is the object as stored, not a stale cached copy:
+// a conflict error says it changed meanwhile.
+func (r *BaseImageReconciler) current(ctx context.Context, bi *catalogv1.BaseImage) error {
+	var live catalogv1.BaseImage
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(bi), &live); err != nil {
+		return err
+	}
+	if live.ResourceVersion != bi.ResourceVersion {
+		return apierrors.NewConflict(catalogv1.GroupVersion.WithResource("baseimages").GroupResource(), bi.Name,
+			errors.New("the BaseImage changed since it was read"))
+	}
+	return nil
 }

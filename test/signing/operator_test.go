@@ -94,6 +94,8 @@ type operator struct {
 	clock   *clocktesting.FakeClock
 	dbRef   string
 	metrics *prometheus.Registry
+	// scanning is the operator's scanner and DB, for a second reconciler.
+	scanning *controllers.Scanning
 
 	// writes counts the requests that change the registry (PUT, POST,
 	// PATCH, DELETE), refused ones included.
@@ -147,6 +149,11 @@ func (o *operator) run() {
 	scanner, err := trivy.NewScanner(trivy.Options{DB: db, CacheDir: cache})
 	g.Expect(err).NotTo(HaveOccurred())
 	o.metrics = prometheus.NewRegistry()
+	o.scanning = &controllers.Scanning{
+		Scanner: scanner, DB: db, MaxDBAge: 48 * time.Hour, Updates: db.Subscribe(),
+		Metrics:     metrics.New(o.metrics, db.UpdatedAt),
+		ScannerName: "trivy", ScannerVersion: trivy.Version,
+	}
 
 	// Each test runs an operator of its own, one after the other.
 	skip := true
@@ -161,12 +168,8 @@ func (o *operator) run() {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: o.clock,
 		Registry: registry.New(registry.Options{Retries: -1}),
 		Recorder: mgr.GetEventRecorder("plinth"),
-		Scanning: &controllers.Scanning{
-			Scanner: scanner, DB: db, MaxDBAge: 48 * time.Hour, Updates: db.Subscribe(),
-			Metrics:     metrics.New(o.metrics, db.UpdatedAt),
-			ScannerName: "trivy", ScannerVersion: trivy.Version,
-		},
-		Signer: &sign.Signer{},
+		Scanning: o.scanning,
+		Signer:   &sign.Signer{},
 	}).SetupWithManager(mgr)).To(Succeed())
 	done := make(chan struct{})
 	go func() {

@@ -1,15 +1,22 @@
 package signing
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
+	"github.com/plinth-dev/plinth/controllers"
+	"github.com/plinth-dev/plinth/internal/registry"
 	"github.com/plinth-dev/plinth/internal/sign"
+	"github.com/plinth-dev/plinth/test/testenv"
 	vulndbtest "github.com/plinth-dev/plinth/test/vulndb"
 )
 
@@ -296,4 +303,43 @@ func TestSigningFailuresAreReportedWithoutAHotLoop(t *testing.T) {
 		_, atts := o.stored(image)
 		g.Expect(counts(atts)).To(Equal(oneOfEach))
 	})
+}
+
+// A reconcile that starts from a stale copy of the entry (a cache that has
+// not seen the last status write) pushes no signature: it would push what
+// the status write then refuses, leaving the registry ahead of status. It
+// retries from the current object instead.
+func TestAStaleCopyOfTheEntryPushesNothing(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	o, _, _, bi := signedAlpine(t)
+	o.pokeAndWait("alpine")
+	stale := bi.DeepCopy()
+	stale.Status.Signature = nil
+	stale.ResourceVersion = "1"
+	direct, err := client.NewWithWatch(testEnv.Config, client.Options{Scheme: testenv.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	staleReads := interceptor.NewClient(direct, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if b, ok := obj.(*catalogv1.BaseImage); ok && key == client.ObjectKeyFromObject(stale) {
+				stale.DeepCopyInto(b)
+				return nil
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	r := &controllers.BaseImageReconciler{
+		Client: staleReads, APIReader: direct, Clock: o.clock,
+		Registry: registry.New(registry.Options{Retries: -1}),
+		Scanning: o.scanning, Signer: &sign.Signer{},
+	}
+	// A minute later, a reconcile without the signature in its copy would
+	// sign afresh, with a later validUntil.
+	o.clock.Step(time.Minute)
+	writes := o.writes.Load()
+	res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(stale)})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.RequeueAfter).To(BeNumerically(">", 0), "retried from the current object")
+	g.Expect(o.writes.Load()).To(Equal(writes), "registry writes from a stale copy")
+	g.Expect(*o.get(g, "alpine").Status.Signature).To(Equal(*bi.Status.Signature))
 }
