@@ -83,7 +83,7 @@ type scope struct {
 	// earliest time something falls due (a rebuild, an exception warning,
 	// a notification retry); zero when nothing does.
 	retryErr error
-	wakeAt     time.Time
+	wakeAt   time.Time
 
 	// stop ends the reconcile early: something before the verdict failed.
 	stop *problem
