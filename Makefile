@@ -61,7 +61,8 @@ vet: ## go vet.
 	go vet ./...
 
 .PHONY: verify
-verify: manifests generate bundle ## Fail when generated files differ from the committed ones.
+verify: manifests generate bundle ## Fail when generated files differ from the committed ones, or Go files are not gofmt'ed.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "not gofmt'ed"; exit 1; }
 	go mod tidy
 	git diff --exit-code -- . ':(exclude)bin'
 	@test -z "$$(git status --porcelain --untracked-files=all -- api config bundle bundle.Dockerfile go.mod go.sum)" || { git status --porcelain --untracked-files=all -- api config bundle bundle.Dockerfile; echo "untracked generated files"; exit 1; }

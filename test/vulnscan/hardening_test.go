@@ -127,9 +127,6 @@ func TestHardeningAndSecretsDecideApproval(t *testing.T) {
 			check: func(g Gomega, bi *catalogv1.BaseImage) {
 				g.Expect(bi.Status.Hardening.SecretsSkipped).To(BeEquivalentTo(1))
 			}},
-		{name: "traversal", image: hardImage{user: nonRoot, annotated: true, layers: [][]imagetest.Entry{
-			{{Name: "../../etc/" + escape, Mode: 0o4755, Content: "x"}}}},
-			reason: catalogv1.PolicyPassedReason},
 		{name: "unannotated", image: hardImage{user: nonRoot},
 			reason: catalogv1.HardeningViolationReason, findings: []string{"requiredAnnotations:" + sourceAnnotation}},
 		{name: "hardened", image: hardImage{user: nonRoot, annotated: true, layers: [][]imagetest.Entry{
@@ -143,6 +140,12 @@ func TestHardeningAndSecretsDecideApproval(t *testing.T) {
 		o.push("hard/"+tt.name, tt.image)
 		o.createBaseImage(tt.name, o.reg.Host+"/hard/"+tt.name+":1")
 	}
+	// An entry that climbs out of the root makes the image invalid: a
+	// runtime would unpack it inside the image, where plinth's analysis
+	// would not have looked.
+	o.push("hard/traversal", hardImage{user: nonRoot, annotated: true, layers: [][]imagetest.Entry{
+		{{Name: "../../etc/" + escape, Mode: 0o4755, Content: "x"}}}})
+	o.createBaseImage("traversal", o.reg.Host+"/hard/traversal:1")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -158,6 +161,10 @@ func TestHardeningAndSecretsDecideApproval(t *testing.T) {
 			}
 		})
 	}
+
+	traversal := o.expect("traversal", catalogv1.StalledCondition, metav1.ConditionTrue, catalogv1.InvalidImageReason)
+	g.Expect(apimeta.FindStatusCondition(traversal.Status.Conditions, catalogv1.StalledCondition).Message).To(ContainSubstring("outside the root"))
+	g.Expect(apimeta.FindStatusCondition(traversal.Status.Conditions, catalogv1.ApprovedCondition).Status).To(Equal(metav1.ConditionUnknown))
 
 	// The traversing entry was never written where it points.
 	wd, _ := os.Getwd()
