@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -56,6 +57,7 @@ func BenchmarkColdStart(b *testing.B) {
 		Burst:     envInt(b, "PLINTH_BENCH_REGISTRY_BURST", registry.DefaultBurst),
 	}
 
+	ctrl.SetLogger(logr.Discard())
 	env, err := testenv.Start()
 	if err != nil {
 		b.Fatal(err)
