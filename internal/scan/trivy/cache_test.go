@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
@@ -95,6 +97,29 @@ func TestRestartWithoutNetworkKeepsDB(t *testing.T) {
 	e.restart()
 	if e.db.Version() != v {
 		t.Fatalf("after restart without registry: version %q, want %q", e.db.Version(), v)
+	}
+}
+
+// Entries of many repositories on one digest (a catalog created at once)
+// cost one scan of that digest.
+func TestOneDigestInManyRepositoriesIsScannedOnce(t *testing.T) {
+	e := newEnv(t, []vulndbtest.Advisory{muslCVE}, func(_ *DBOptions, o *Options) { o.Concurrency = 1 })
+	img := alpine(t, "", imagetest.Package{Name: "musl", Version: "1.2.5-r0"})
+	var digests []name.Digest
+	for i := range 8 {
+		digests = append(digests, e.push(fmt.Sprintf("base/app-%d", i), img))
+	}
+	var wg sync.WaitGroup
+	for _, d := range digests {
+		wg.Go(func() {
+			if r, err := e.scan(d); err != nil || len(r.Findings) != 1 {
+				t.Errorf("scan of %s: %v", d, err)
+			}
+		})
+	}
+	wg.Wait()
+	if s := e.scanner.Stats(); s.Scans != 1 {
+		t.Errorf("stats %+v: want one scan for one digest in 8 repositories", s)
 	}
 }
 

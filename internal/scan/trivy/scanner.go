@@ -316,8 +316,10 @@ func (s *Scanner) Scan(ctx context.Context, req scan.Request) (*scan.Report, err
 	}
 
 	// The DB version is part of the key: a request made after a DB swap
-	// never joins a scan started before it.
-	flightKey := req.Image.String() + "|" + strings.Join(filter, ",") + "|" + version
+	// never joins a scan started before it. The repository is not: a
+	// digest names the same content in every repository, and the requests
+	// of all of them share one scan.
+	flightKey := digest + "|" + strings.Join(filter, ",") + "|" + version
 	ch := s.group.DoChan(flightKey, func() (any, error) {
 		return s.run(context.WithoutCancel(ctx), req, filter)
 	})
@@ -341,6 +343,14 @@ func (s *Scanner) run(ctx context.Context, req scan.Request, filter []string) (*
 	defer func() { s.progress.Finish(s.now()) }()
 	s.sem <- struct{}{}
 	defer func() { <-s.sem }()
+	// A scan of the digest that ended while this one waited for its slot
+	// answers it.
+	if version := s.db.Version(); version != "" {
+		if r, _, ok := s.results.get(cacheKey(req.Image.DigestStr(), filter, version), analysisKey(req.Image.DigestStr(), filter), version); ok {
+			s.shared.Add(1)
+			return r, nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	return s.scan(ctx, req, filter)
