@@ -128,8 +128,8 @@ func main() {
 	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose BaseImages, ImagePolicies, Secrets and ServiceAccounts plinth watches; empty watches every namespace.")
 	flag.DurationVar(&o.reconcileTimeout, "reconcile-timeout", controllers.DefaultReconcileTimeout, "Deadline of one BaseImage reconcile, scans included.")
 	flag.DurationVar(&o.registry.Timeout, "registry-timeout", 30*time.Second, "Timeout of one registry request.")
-	flag.Float64Var(&o.registry.RateLimit, "registry-rate-limit", 10, "Requests per second plinth sends to one registry host.")
-	flag.IntVar(&o.registry.Burst, "registry-burst", 20, "Burst of requests plinth may send to one registry host.")
+	flag.Float64Var(&o.registry.RateLimit, "registry-rate-limit", registry.DefaultRateLimit, "Requests per second plinth sends to one registry host.")
+	flag.IntVar(&o.registry.Burst, "registry-burst", registry.DefaultBurst, "Burst of requests plinth may send to one registry host.")
 
 	flag.BoolVar(&o.scanning, "scan", true, "Scan base images for vulnerabilities; false judges them on registry, age and upstream only.")
 	flag.StringVar(&o.cacheDir, "cache-dir", "/var/cache/plinth", "Directory of the vulnerability DB, the layer cache and the scan results; keep it across restarts to avoid rescans.")

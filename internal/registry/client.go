@@ -32,8 +32,8 @@ import (
 // Defaults applied to zero Options fields.
 const (
 	DefaultTimeout          = 30 * time.Second
-	DefaultRateLimit        = 10.0
-	DefaultBurst            = 20
+	DefaultRateLimit        = 20.0
+	DefaultBurst            = 40
 	DefaultMaxManifestBytes = 4 << 20
 	DefaultRetries          = 3
 	DefaultRetryBackoff     = 500 * time.Millisecond
