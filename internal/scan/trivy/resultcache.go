@@ -39,10 +39,11 @@ type resultCache struct {
 	bytes int64 // approximate size of the reports in memory
 
 	// Analyses of digests, which hold for every DB version: the most
-	// recent in memory, bounded like the reports, and all on disk.
-	alru    *list.List // of *analysisEntry, most recent first
-	aByKey  map[string]*list.Element
-	aBytes  int64
+	// recent in memory, bounded like the reports, and on disk, within the
+	// reports' bound.
+	alru   *list.List // of *analysisEntry, most recent first
+	aByKey map[string]*list.Element
+	aBytes int64
 
 	// diskMu serialises changes to the files, and guards what follows.
 	diskMu    sync.Mutex
