@@ -14,10 +14,12 @@ import (
 	"github.com/plinth-dev/plinth/internal/tags"
 )
 
-// resolve is the second step: it builds the entry's registry access,
-// resolves the tag (or pin) to a digest with one manifest request, and
-// inspects the digest when it is new or the spec changed since it was last
-// inspected. A new digest goes to the front of the history.
+// resolve is the second step: it builds the entry's registry access and
+// resolves the tag (or pin) to a digest. An entry inspected under its
+// current spec costs one manifest HEAD, and an inspection only when the
+// digest changed; a new entry, or one whose spec changed, is resolved and
+// inspected from one manifest GET. A new digest goes to the front of the
+// history.
 func (r *BaseImageReconciler) resolve(ctx context.Context, s *scope) {
 	bi := s.bi
 	access, err := accessFor(ctx, r.APIReader, bi)
