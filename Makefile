@@ -102,8 +102,9 @@ cosign-cli: ## Build the cosign CLI that tests check plinth's signatures with.
 	hack/cosign-cli.sh $(COSIGN_CLI) >/dev/null
 
 .PHONY: bench
-bench: trivy-cli ## Print benchmarks: scans against the trivy CLI, DB updates, restarts, memory; signing and verification; admission latency.
+bench: trivy-cli envtest ## Print benchmarks: scans against the trivy CLI, DB updates, re-evaluation, restarts, memory; a cold start of 1,000 entries; signing and verification; admission latency.
 	PLINTH_TRIVY_CLI=$(TRIVY_CLI) go test -run '^$$' -bench 'BenchmarkReport' -benchtime=1x ./internal/scan/trivy/
+	go test -run '^$$' -bench 'BenchmarkColdStart' -benchtime=1x -timeout 30m ./test/scale/
 	go test -run '^$$' -bench 'BenchmarkPublish|BenchmarkVerify' -benchmem ./internal/sign/
 	go test -run '^$$' -bench 'BenchmarkWebhook' -benchtime=2000x ./internal/admission/
 

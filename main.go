@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -64,6 +65,8 @@ type options struct {
 	leaderElect      bool
 	leaderElectionNS string
 	concurrency      int
+	kubeQPS          float64
+	kubeBurst        int
 	watchNamespaces  string
 	reconcileTimeout time.Duration
 	registry         registry.Options
@@ -123,11 +126,13 @@ func main() {
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles.")
 	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the operator's namespace.")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "How many BaseImages are reconciled at once.")
+	flag.Float64Var(&o.kubeQPS, "kube-api-qps", 0, "Requests per second plinth sends to the Kubernetes API server, paced on plinth's side; 0 keeps the kubeconfig's setting, or none: the API server's priority and fairness then paces plinth.")
+	flag.IntVar(&o.kubeBurst, "kube-api-burst", 0, "Burst of requests to the Kubernetes API server with --kube-api-qps; 0 is twice --kube-api-qps.")
 	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose BaseImages, ImagePolicies, Secrets and ServiceAccounts plinth watches; empty watches every namespace.")
 	flag.DurationVar(&o.reconcileTimeout, "reconcile-timeout", controllers.DefaultReconcileTimeout, "Deadline of one BaseImage reconcile, scans included.")
 	flag.DurationVar(&o.registry.Timeout, "registry-timeout", 30*time.Second, "Timeout of one registry request.")
-	flag.Float64Var(&o.registry.RateLimit, "registry-rate-limit", 10, "Requests per second plinth sends to one registry host.")
-	flag.IntVar(&o.registry.Burst, "registry-burst", 20, "Burst of requests plinth may send to one registry host.")
+	flag.Float64Var(&o.registry.RateLimit, "registry-rate-limit", registry.DefaultRateLimit, "Requests per second plinth sends to one registry host.")
+	flag.IntVar(&o.registry.Burst, "registry-burst", registry.DefaultBurst, "Burst of requests plinth may send to one registry host.")
 
 	flag.BoolVar(&o.scanning, "scan", true, "Scan base images for vulnerabilities; false judges them on registry, age and upstream only.")
 	flag.StringVar(&o.cacheDir, "cache-dir", "/var/cache/plinth", "Directory of the vulnerability DB, the layer cache and the scan results; keep it across restarts to avoid rescans.")
@@ -189,6 +194,9 @@ func run(o options) error {
 	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
+		return err
+	}
+	if err := kubeAPILimits(cfg, o.kubeQPS, o.kubeBurst); err != nil {
 		return err
 	}
 	cacheOpts := cache.Options{ByObject: controllers.CacheByObject()}
@@ -500,3 +508,21 @@ func splitList(s string) []string {
 type everyReplica struct{ manager.RunnableFunc }
 
 func (everyReplica) NeedLeaderElection() bool { return false }
+
+// kubeAPILimits paces plinth's requests to the API server on its own side
+// when qps is positive; burst 0 is twice qps.
+func kubeAPILimits(cfg *rest.Config, qps float64, burst int) error {
+	switch {
+	case qps < 0:
+		return fmt.Errorf("--kube-api-qps must not be negative, got %g", qps)
+	case burst < 0:
+		return fmt.Errorf("--kube-api-burst must not be negative, got %d", burst)
+	case qps == 0:
+		return nil
+	}
+	cfg.QPS, cfg.Burst = float32(qps), burst
+	if burst == 0 {
+		cfg.Burst = int(2 * qps)
+	}
+	return nil
+}

@@ -37,6 +37,10 @@ type Registry interface {
 	// Inspect reads the platforms, creation time and base annotations of a
 	// digest.
 	Inspect(ctx context.Context, ref name.Digest, a registry.Access, platforms []string) (*registry.ImageInfo, error)
+	// Resolve reads the manifest a tag or digest reference points at and
+	// inspects it, reusing the manifest it read: the first look at an
+	// entry.
+	Resolve(ctx context.Context, ref name.Reference, a registry.Access, platforms []string) (*registry.ImageInfo, error)
 	// Transport is the polite transport to a registry reached with a, for
 	// the scanner's layer downloads.
 	Transport(a registry.Access) (http.RoundTripper, error)
@@ -230,6 +234,12 @@ func (r *BaseImageReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if v, ok := bi.Annotations[catalogv1.ReconcileRequestAnnotation]; ok {
 			bi.Status.LastHandledReconcileAt = v
 		}
+	}
+	if bi.Status.Consumers == nil {
+		// Counted as none until the inventory finds some: written with the
+		// first status, the counts need no write of their own (which would
+		// race this reconcile's) while they stay zero.
+		bi.Status.Consumers = &catalogv1.ConsumersStatus{}
 	}
 	if !equality.Semantic.DeepEqual(base.Status, bi.Status) {
 		// The optimistic lock refuses a status computed from a stale cached

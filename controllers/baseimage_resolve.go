@@ -14,10 +14,12 @@ import (
 	"github.com/plinth-dev/plinth/internal/tags"
 )
 
-// resolve is the second step: it builds the entry's registry access,
-// resolves the tag (or pin) to a digest with one manifest request, and
-// inspects the digest when it is new or the spec changed since it was last
-// inspected. A new digest goes to the front of the history.
+// resolve is the second step: it builds the entry's registry access and
+// resolves the tag (or pin) to a digest. An entry inspected under its
+// current spec costs one manifest HEAD, and an inspection only when the
+// digest changed; a new entry, or one whose spec changed, is resolved and
+// inspected from one manifest GET. A new digest goes to the front of the
+// history.
 func (r *BaseImageReconciler) resolve(ctx context.Context, s *scope) {
 	bi := s.bi
 	access, err := accessFor(ctx, r.APIReader, bi)
@@ -48,20 +50,33 @@ func (r *BaseImageReconciler) resolve(ctx context.Context, s *scope) {
 		}
 	}
 
-	desc, err := r.Registry.Head(ctx, s.ref, access)
-	if err != nil {
-		s.stop = registryProblem("image", err, s.interval)
-		return
-	}
-	s.digest = desc.Digest.String()
 	st := &bi.Status
-	if s.digest == st.ResolvedDigest && st.InspectedGeneration == bi.Generation && len(st.History) > 0 {
-		return
-	}
-	info, err := r.Registry.Inspect(ctx, s.ref.Context().Digest(s.digest), access, platformStrings(bi.Spec.Platforms))
-	if err != nil {
-		s.stop = registryProblem("image", err, s.interval)
-		return
+	var info *registry.ImageInfo
+	if st.ResolvedDigest == "" || st.InspectedGeneration != bi.Generation || len(st.History) == 0 {
+		// Inspection is due whatever the digest: one GET of the manifest
+		// both resolves and inspects it.
+		info, err = r.Registry.Resolve(ctx, s.ref, access, platformStrings(bi.Spec.Platforms))
+		if err != nil {
+			s.stop = registryProblem("image", err, s.interval)
+			return
+		}
+		s.digest = info.Digest
+	} else {
+		// The common case: one manifest HEAD tells whether anything changed.
+		desc, err := r.Registry.Head(ctx, s.ref, access)
+		if err != nil {
+			s.stop = registryProblem("image", err, s.interval)
+			return
+		}
+		s.digest = desc.Digest.String()
+		if s.digest == st.ResolvedDigest {
+			return
+		}
+		info, err = r.Registry.Inspect(ctx, s.ref.Context().Digest(s.digest), access, platformStrings(bi.Spec.Platforms))
+		if err != nil {
+			s.stop = registryProblem("image", err, s.interval)
+			return
+		}
 	}
 	s.newDigest = s.digest != st.ResolvedDigest || len(st.History) == 0
 	recordImage(bi, info, s.now)

@@ -64,7 +64,9 @@ func (c *ConsumerCounts) Update(ctx context.Context) error {
 	for i := range list.Items {
 		bi := &list.Items[i]
 		want := consumersOf(sum.Bases[types.NamespacedName{Namespace: bi.Namespace, Name: bi.Name}])
-		if bi.Status.Consumers != nil && *bi.Status.Consumers == want {
+		if have := bi.Status.Consumers; have != nil && *have == want || have == nil && want == (catalogv1.ConsumersStatus{}) {
+			// A new entry gets its zero counts with its first status, from
+			// the BaseImage reconciler: a write here would only race it.
 			continue
 		}
 		patch, err := json.Marshal(map[string]any{"status": map[string]any{"consumers": want}})

@@ -3,10 +3,14 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	. "github.com/onsi/gomega"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -125,12 +129,116 @@ func TestAnImageWithoutPlatformCostsOneRequestWhenUnchanged(t *testing.T) {
 	key := createBaseImage(t, ns, "scratch", catalogv1.BaseImageSpec{Image: catalogv1.ImageReference(ref), PolicyRef: catalogv1.LocalObjectReference{Name: "p"}})
 	expectCondition(t, key, catalogv1.ReadyCondition, metav1.ConditionTrue, catalogv1.SucceededReason)
 	g.Expect(getBaseImage(g, key).Status.Platforms).To(BeEmpty())
+	expectOneHeadPerCheck(t, reg, key, "base/scratch")
+}
 
+// A single-platform manifest costs one manifest HEAD per check once
+// inspected.
+func TestASingleManifestCostsOneRequestWhenUnchanged(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	reg := registrytest.New(t)
+	img, err := imagetest.Image(imagetest.ImageOptions{Created: recent, Architecture: "arm64", Files: map[string]string{"bin/app": "single"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	ref := reg.Host + "/base/single:1"
+	_, err = imagetest.PushImage(ctx, ref, img)
+	g.Expect(err).NotTo(HaveOccurred())
+	createPolicy(t, ns, "p", catalogv1.ImagePolicySpec{})
+	key := createBaseImage(t, ns, "single", catalogv1.BaseImageSpec{Image: catalogv1.ImageReference(ref), PolicyRef: catalogv1.LocalObjectReference{Name: "p"}})
+	expectCondition(t, key, catalogv1.ReadyCondition, metav1.ConditionTrue, catalogv1.SucceededReason)
+	g.Expect(getBaseImage(g, key).Status.Platforms).To(Equal([]string{"linux/arm64"}))
+	expectOneHeadPerCheck(t, reg, key, "base/single")
+}
+
+// An index with BuildKit attestation manifests, filtered to some of its
+// platforms, costs one manifest HEAD per check once inspected: neither the
+// platform manifests nor the attestations are read again.
+func TestAnIndexWithAttestationsCostsOneRequestWhenUnchanged(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	reg := registrytest.New(t)
+	var imgs []v1.Image
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := imagetest.Image(imagetest.ImageOptions{Created: recent, Architecture: arch, Files: map[string]string{"bin/app": arch}})
+		g.Expect(err).NotTo(HaveOccurred())
+		imgs = append(imgs, img)
+	}
+	idx, err := imagetest.Index(imgs, true)
+	g.Expect(err).NotTo(HaveOccurred())
+	ref := reg.Host + "/base/multi:1"
+	_, err = imagetest.PushIndex(ctx, ref, idx)
+	g.Expect(err).NotTo(HaveOccurred())
+	createPolicy(t, ns, "p", catalogv1.ImagePolicySpec{})
+	key := createBaseImage(t, ns, "multi", catalogv1.BaseImageSpec{Image: catalogv1.ImageReference(ref),
+		PolicyRef: catalogv1.LocalObjectReference{Name: "p"}, Platforms: []catalogv1.Platform{"linux/arm64"}})
+	expectCondition(t, key, catalogv1.ReadyCondition, metav1.ConditionTrue, catalogv1.SucceededReason)
+	g.Expect(getBaseImage(g, key).Status.Platforms).To(Equal([]string{"linux/arm64"}))
+	expectOneHeadPerCheck(t, reg, key, "base/multi")
+}
+
+// expectOneHeadPerCheck reconciles an inspected entry a few times and
+// expects each reconcile to cost one manifest request and nothing else.
+func expectOneHeadPerCheck(t *testing.T, reg *registrytest.Registry, key client.ObjectKey, repo string) {
+	t.Helper()
+	g := NewWithT(t)
+	// Let any reconcile already under way finish first.
+	reconciled(t, key)
 	reg.ResetCounts()
 	const checks = 3
 	for range checks {
 		reconciled(t, key)
 	}
-	g.Expect(reg.ManifestRequests("base/scratch")).To(Equal(checks), "one manifest HEAD per check")
+	g.Expect(reg.ManifestRequests(repo)).To(Equal(checks), "one manifest HEAD per check")
 	g.Expect(reg.Requests()).To(Equal(checks), "registry requests of any kind")
+}
+
+// A new entry is resolved and inspected from one manifest GET: no HEAD
+// first, the config read once, and one /v2/ ping for the registry.
+func TestANewEntryCostsOneManifestGet(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	var mu sync.Mutex
+	var methods []string
+	record := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Path, "/manifests/") {
+				mu.Lock()
+				methods = append(methods, r.Method)
+				mu.Unlock()
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	reg := registrytest.New(t, registrytest.WithMiddleware(record))
+	img, err := imagetest.Image(imagetest.ImageOptions{Created: recent, Files: map[string]string{"bin/app": "new"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	ref := reg.Host + "/base/new:1"
+	_, err = imagetest.PushImage(ctx, ref, img)
+	g.Expect(err).NotTo(HaveOccurred())
+	createPolicy(t, ns, "p", catalogv1.ImagePolicySpec{})
+	// The policy turning Ready wakes its entries: let that happen first, so
+	// that the entry is reconciled once.
+	g.Eventually(func(g Gomega) {
+		var p catalogv1.ImagePolicy
+		g.Expect(apiReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: "p"}, &p)).To(Succeed())
+		g.Expect(apimeta.IsStatusConditionTrue(p.Status.Conditions, catalogv1.ReadyCondition)).To(BeTrue())
+	}, timeout, tick).Should(Succeed())
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	methods = nil
+	mu.Unlock()
+	reg.ResetCounts()
+	key := createBaseImage(t, ns, "new", catalogv1.BaseImageSpec{Image: catalogv1.ImageReference(ref), PolicyRef: catalogv1.LocalObjectReference{Name: "p"}})
+	expectCondition(t, key, catalogv1.ReadyCondition, metav1.ConditionTrue, catalogv1.SucceededReason)
+
+	mu.Lock()
+	defer mu.Unlock()
+	g.Expect(methods).NotTo(BeEmpty())
+	g.Expect(methods[0]).To(Equal(http.MethodGet), "the first manifest request")
+	g.Expect(methods[1:]).NotTo(ContainElement(http.MethodGet), "the manifest is read once: %v", methods)
+	g.Expect(reg.BlobRequests()).To(Equal(1), "the config")
+	g.Expect(reg.Pings()).To(Equal(1), "/v2/ pings")
 }

@@ -11,9 +11,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -21,14 +24,16 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
 
 // Defaults applied to zero Options fields.
 const (
 	DefaultTimeout          = 30 * time.Second
-	DefaultRateLimit        = 10.0
-	DefaultBurst            = 20
+	DefaultRateLimit        = 20.0
+	DefaultBurst            = 40
 	DefaultMaxManifestBytes = 4 << 20
 	DefaultRetries          = 3
 	DefaultRetryBackoff     = 500 * time.Millisecond
@@ -38,6 +43,11 @@ const (
 // maxPullers bounds the cache of authenticated transports; when it is full
 // the cache starts over.
 const maxPullers = 1024
+
+// maxFacts bounds the cache of what Inspect read of image manifests and
+// configs, by digest (a few hundred bytes each); when it is full the cache
+// starts over.
+const maxFacts = 16384
 
 // Options configures a Client. The zero value gives the defaults.
 type Options struct {
@@ -85,6 +95,41 @@ type Client struct {
 	// tagTransports read tag lists, by repository (in registry), credentials
 	// and certificate bundle.
 	tagTransports map[pullerKey]http.RoundTripper
+
+	// facts are the platform, creation time and annotations read of image
+	// manifests and configs, by digest: content that never changes.
+	facts factCache
+
+	// setups makes one puller at a time per key.
+	setups singleflight.Group
+}
+
+// factCache keeps imageFacts by digest, at most maxFacts of them.
+type factCache struct {
+	mu sync.Mutex
+	m  map[string]*imageFacts
+}
+
+func (fc *factCache) get(digest string) (*imageFacts, bool) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	f, ok := fc.m[digest]
+	return f, ok
+}
+
+func (fc *factCache) put(digest string, f *imageFacts) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if fc.m == nil || len(fc.m) >= maxFacts {
+		fc.m = map[string]*imageFacts{}
+	}
+	fc.m[digest] = f
+}
+
+// digestOf is the sha256 digest of content, as a string.
+func digestOf(content []byte) string {
+	sum := sha256.Sum256(content)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 type pullerKey struct {
@@ -221,14 +266,43 @@ func (c *Client) puller(ctx context.Context, repo name.Repository, a Access) (*r
 	key := pullerKey{registry: repo.Registry.Scheme() + "://" + repo.RegistryStr(), fingerprint: fingerprint(cfg), ca: ca}
 
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p, ok := c.pullers[key]; ok {
+	p, ok := c.pullers[key]
+	c.mu.Unlock()
+	if ok {
 		return p, anonymous, nil
 	}
+	// Concurrent first requests for one key share one set-up, and one ping.
+	v, err, _ := c.setups.Do(fmt.Sprintf("%s|%s|%s", key.registry, key.fingerprint, key.ca), func() (any, error) {
+		return c.newPuller(ctx, repo, key, authn.FromConfig(*cfg), t)
+	})
+	if err != nil {
+		return nil, anonymous, classify(err, anonymous)
+	}
+	return v.(*remote.Puller), anonymous, nil
+}
+
+// newPuller makes and caches the puller for key.
+func (c *Client) newPuller(ctx context.Context, repo name.Repository, key pullerKey, auth authn.Authenticator, t http.RoundTripper) (*remote.Puller, error) {
+	c.mu.Lock()
+	p, ok := c.pullers[key]
+	c.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	// go-containerregistry pings /v2/ for each repository it reads, to learn
+	// how the registry authenticates. A registry that is open or asks for
+	// basic credentials answers the same for every repository: one ping per
+	// registry and credential is enough, and its answer is reused.
+	// Credentials go to the registry and its token service on the same
+	// site, never to another host a challenge names.
+	tr, err := c.sharedAuthTransport(ctx, repo, auth, ScopeCredentials(t, repo.Registry))
+	if err != nil {
+		return nil, err
+	}
 	never := func(error) bool { return false }
-	p, err := remote.NewPuller(
-		remote.WithAuth(authn.FromConfig(*cfg)),
-		remote.WithTransport(ScopeCredentials(t, repo.Registry)),
+	p, err = remote.NewPuller(
+		remote.WithAuth(auth),
+		remote.WithTransport(tr),
 		remote.WithUserAgent(c.userAgent),
 		// Retries happen in the polite transport, which honours Retry-After.
 		remote.WithRetryStatusCodes(),
@@ -236,13 +310,64 @@ func (c *Client) puller(ctx context.Context, repo name.Repository, a Access) (*r
 		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
 	)
 	if err != nil {
-		return nil, anonymous, &Error{Kind: KindInvalid, Message: "registry client could not be configured", Err: err}
+		return nil, &Error{Kind: KindInvalid, Message: "registry client could not be configured", Err: err}
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.pullers) >= maxPullers {
 		c.pullers = map[pullerKey]*remote.Puller{}
 	}
 	c.pullers[key] = p
-	return p, anonymous, nil
+	return p, nil
+}
+
+// errBearer stops the set-up of a shared transport for a registry that
+// hands out tokens per repository.
+var errBearer = errors.New("registry asks for bearer tokens")
+
+// sharedAuthTransport pings repo's registry and, when the registry is open or
+// asks for basic credentials, returns an authenticated transport every
+// repository of the registry can use without another ping. For a registry
+// asking for bearer tokens, which are scoped to a repository, it returns t:
+// the puller exchanges a token for each repository it reads.
+func (c *Client) sharedAuthTransport(ctx context.Context, repo name.Repository, auth authn.Authenticator, t http.RoundTripper) (http.RoundTripper, error) {
+	rec := &challengeRecorder{next: t}
+	w, err := transport.NewWithContext(ctx, repo.Registry, auth, transport.NewUserAgent(rec, c.userAgent), []string{repo.Scope(transport.PullScope)})
+	rec.done.Store(true)
+	if errors.Is(err, errBearer) || rec.bearer.Load() {
+		return t, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := w.(*transport.Wrapper); !ok {
+		return t, nil
+	}
+	return w, nil
+}
+
+// challengeRecorder notes whether the registry's answer to the /v2/ ping
+// asks for bearer tokens, and then refuses the token exchange that would
+// follow.
+type challengeRecorder struct {
+	next   http.RoundTripper
+	bearer atomic.Bool
+	done   atomic.Bool
+}
+
+func (r *challengeRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if r.done.Load() {
+		return r.next.RoundTrip(req)
+	}
+	if r.bearer.Load() {
+		return nil, errBearer
+	}
+	resp, err := r.next.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && strings.TrimSuffix(req.URL.Path, "/") == "/v2" &&
+		strings.HasPrefix(strings.ToLower(resp.Header.Get("WWW-Authenticate")), "bearer") {
+		r.bearer.Store(true)
+	}
+	return resp, err
 }
 
 // fingerprint identifies credentials without keeping them in clear.

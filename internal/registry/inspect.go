@@ -55,12 +55,47 @@ type ImageInfo struct {
 // entry without a variant matches every variant of its os/arch. If the filter
 // matches no platform, the error is of kind KindNotFound and lists the
 // platforms available. The registry is reached as a says, as with Head.
+//
+// What a digest holds never changes: a single-platform digest inspected
+// before costs no request, and a platform image or config read before is
+// not read again.
 func (c *Client) Inspect(ctx context.Context, ref name.Digest, a Access, platforms []string) (*ImageInfo, error) {
 	filter, err := ParsePlatforms(platforms)
 	if err != nil {
 		return nil, invalid(err.Error(), nil)
 	}
 	ref, err = a.digest(ref)
+	if err != nil {
+		return nil, err
+	}
+	if f, ok := c.facts.get(ref.DigestStr()); ok {
+		info := &ImageInfo{Digest: ref.DigestStr(), MediaType: f.mediaType}
+		if err := singleInfo(f, filter, info); err != nil {
+			return nil, err
+		}
+		return info, nil
+	}
+	p, anonymous, err := c.puller(ctx, ref.Context(), a)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := p.Get(ctx, ref)
+	if err != nil {
+		return nil, classify(err, anonymous)
+	}
+	return c.inspect(ctx, p, ref.Context(), desc, filter, anonymous)
+}
+
+// Resolve reads the manifest ref, a tag or digest reference, points at with
+// one GET and inspects it like Inspect, reusing the manifest's body: for a
+// reference seen for the first time it costs what Head and Inspect cost
+// together, less one request. ImageInfo.Digest is the resolved digest.
+func (c *Client) Resolve(ctx context.Context, ref name.Reference, a Access, platforms []string) (*ImageInfo, error) {
+	filter, err := ParsePlatforms(platforms)
+	if err != nil {
+		return nil, invalid(err.Error(), nil)
+	}
+	ref, err = a.reference(ref)
 	if err != nil {
 		return nil, err
 	}
@@ -72,13 +107,19 @@ func (c *Client) Inspect(ctx context.Context, ref name.Digest, a Access, platfor
 	if err != nil {
 		return nil, classify(err, anonymous)
 	}
+	return c.inspect(ctx, p, ref.Context(), desc, filter, anonymous)
+}
+
+// inspect evaluates a manifest or index read from the registry.
+func (c *Client) inspect(ctx context.Context, p *remote.Puller, repo name.Repository, desc *remote.Descriptor, filter []string, anonymous bool) (*ImageInfo, error) {
 	if int64(len(desc.Manifest)) > c.maxManifest {
 		return nil, tooLarge(c.maxManifest)
 	}
 	info := &ImageInfo{Digest: desc.Digest.String(), MediaType: string(desc.MediaType)}
+	var err error
 	switch {
 	case desc.MediaType.IsIndex():
-		err = c.inspectIndex(ctx, p, ref.Context(), desc, filter, anonymous, info)
+		err = c.inspectIndex(ctx, p, repo, desc, filter, anonymous, info)
 	case desc.MediaType.IsImage() && desc.MediaType != types.DockerManifestSchema1 && desc.MediaType != types.DockerManifestSchema1Signed:
 		err = c.inspectSingle(desc, filter, anonymous, info)
 	default:
@@ -95,6 +136,11 @@ func (c *Client) inspectSingle(desc *remote.Descriptor, filter []string, anonymo
 	if err != nil {
 		return err
 	}
+	return singleInfo(img, filter, info)
+}
+
+// singleInfo fills info in from the facts of a single-platform image.
+func singleInfo(img *imageFacts, filter []string, info *ImageInfo) error {
 	if img.platform != "" && len(filter) > 0 && !PlatformMatches(filter, img.platform) {
 		return &Error{Kind: KindNotFound, Message: fmt.Sprintf("image platform %s does not match %s", img.platform, strings.Join(filter, ", "))}
 	}
@@ -139,13 +185,15 @@ func (c *Client) inspectIndex(ctx context.Context, p *remote.Puller, repo name.R
 		if m.Size > c.maxManifest {
 			return tooLarge(c.maxManifest)
 		}
-		child, err := p.Get(ctx, repo.Digest(m.Digest.String()))
-		if err != nil {
-			return classify(err, anonymous)
-		}
-		img, err := c.readImage(child, anonymous)
-		if err != nil {
-			return err
+		img, ok := c.facts.get(m.Digest.String())
+		if !ok {
+			child, err := p.Get(ctx, repo.Digest(m.Digest.String()))
+			if err != nil {
+				return classify(err, anonymous)
+			}
+			if img, err = c.readImage(child, anonymous); err != nil {
+				return err
+			}
 		}
 		info.Platforms = append(info.Platforms, PlatformString(m.Platform.OS, m.Platform.Architecture, m.Platform.Variant))
 		if !img.created.IsZero() && (info.Created.IsZero() || img.created.Before(info.Created)) {
@@ -160,16 +208,24 @@ func (c *Client) inspectIndex(ctx context.Context, p *remote.Puller, repo name.R
 	return nil
 }
 
+// imageFacts is what Inspect reads of one image manifest and its config.
+// A digest names the same content for ever, so facts are kept by digest.
 type imageFacts struct {
+	mediaType   string
 	platform    string
 	created     time.Time
 	annotations map[string]string
 }
 
-// readImage reads an image manifest's annotations and its config.
+// readImage reads an image manifest's annotations and its config. Facts
+// known for the manifest's digest, or a config known by its digest, are
+// not read again.
 func (c *Client) readImage(desc *remote.Descriptor, anonymous bool) (*imageFacts, error) {
 	if !desc.MediaType.IsImage() {
 		return nil, invalid(fmt.Sprintf("unexpected media type %q for a platform image", truncate(string(desc.MediaType), 100)), nil)
+	}
+	if f, ok := c.facts.get(desc.Digest.String()); ok {
+		return f, nil
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
 	if err != nil {
@@ -178,20 +234,30 @@ func (c *Client) readImage(desc *remote.Descriptor, anonymous bool) (*imageFacts
 	if m.Config.Size > c.maxManifest {
 		return nil, &Error{Kind: KindInvalid, Message: fmt.Sprintf("image config larger than %d bytes", c.maxManifest)}
 	}
-	img, err := desc.Image()
-	if err != nil {
-		return nil, fetchError(err, anonymous, "invalid image manifest")
+	f := &imageFacts{mediaType: string(desc.MediaType), annotations: m.Annotations}
+	if cf, ok := c.facts.get(configKey(m.Config.Digest.String())); ok {
+		f.platform, f.created = cf.platform, cf.created
+	} else {
+		img, err := desc.Image()
+		if err != nil {
+			return nil, fetchError(err, anonymous, "invalid image manifest")
+		}
+		// The remote image checks the config against its digest.
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			return nil, fetchError(err, anonymous, "invalid image config")
+		}
+		f.platform, f.created = PlatformString(cfg.OS, cfg.Architecture, cfg.Variant), cfg.Created.Time
+		c.facts.put(configKey(m.Config.Digest.String()), &imageFacts{platform: f.platform, created: f.created})
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, fetchError(err, anonymous, "invalid image config")
+	if desc.Digest.String() == digestOf(desc.Manifest) {
+		c.facts.put(desc.Digest.String(), f)
 	}
-	return &imageFacts{
-		platform:    PlatformString(cf.OS, cf.Architecture, cf.Variant),
-		created:     cf.Created.Time,
-		annotations: m.Annotations,
-	}, nil
+	return f, nil
 }
+
+// configKey is the key of a config's facts, apart from manifests' facts.
+func configKey(digest string) string { return "config:" + digest }
 
 // fetchError classifies a failure that is either a transfer failure or
 // content that does not parse.

@@ -87,6 +87,7 @@ type Registry struct {
 	requests  int
 	manifests map[string]int
 	blobs     int
+	pings     int
 	faults    []*fault
 }
 
@@ -251,11 +252,19 @@ func (r *Registry) BlobRequests() int {
 	return r.blobs
 }
 
+// Pings returns the number of requests for /v2/, the API version check
+// clients send before authenticating.
+func (r *Registry) Pings() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pings
+}
+
 // ResetCounts sets all request counters to zero.
 func (r *Registry) ResetCounts() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.requests, r.blobs = 0, 0
+	r.requests, r.blobs, r.pings = 0, 0, 0
 	r.manifests = map[string]int{}
 }
 
@@ -309,6 +318,9 @@ func (r *Registry) record(req *http.Request) *fault {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.requests++
+	if req.URL.Path == "/v2/" || req.URL.Path == "/v2" {
+		r.pings++
+	}
 	if req.Method == http.MethodGet || req.Method == http.MethodHead {
 		if repo, ok := manifestRepo(req.URL.Path); ok {
 			r.manifests[repo]++

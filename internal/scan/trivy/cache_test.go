@@ -1,17 +1,22 @@
 package trivy
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
@@ -92,6 +97,29 @@ func TestRestartWithoutNetworkKeepsDB(t *testing.T) {
 	e.restart()
 	if e.db.Version() != v {
 		t.Fatalf("after restart without registry: version %q, want %q", e.db.Version(), v)
+	}
+}
+
+// Entries of many repositories on one digest (a catalog created at once)
+// cost one scan of that digest.
+func TestOneDigestInManyRepositoriesIsScannedOnce(t *testing.T) {
+	e := newEnv(t, []vulndbtest.Advisory{muslCVE}, func(_ *DBOptions, o *Options) { o.Concurrency = 1 })
+	img := alpine(t, "", imagetest.Package{Name: "musl", Version: "1.2.5-r0"})
+	var digests []name.Digest
+	for i := range 8 {
+		digests = append(digests, e.push(fmt.Sprintf("base/app-%d", i), img))
+	}
+	var wg sync.WaitGroup
+	for _, d := range digests {
+		wg.Go(func() {
+			if r, err := e.scan(d); err != nil || len(r.Findings) != 1 {
+				t.Errorf("scan of %s: %v", d, err)
+			}
+		})
+	}
+	wg.Wait()
+	if s := e.scanner.Stats(); s.Scans != 1 {
+		t.Errorf("stats %+v: want one scan for one digest in 8 repositories", s)
 	}
 }
 
@@ -211,9 +239,17 @@ func TestResultCacheBoundsMemoryNotDisk(t *testing.T) {
 	if n := c.lru.Len(); n != 2 {
 		t.Errorf("%d reports in memory, want 2", n)
 	}
-	r, fromDisk, ok := c.get(cacheKey("sha256:a", nil, "v1"), "v1")
-	if !ok || !fromDisk || r.Digest != "sha256:a" {
-		t.Errorf("evicted report: ok %v fromDisk %v report %+v; want it from disk", ok, fromDisk, r)
+	// A report on disk takes its SBOM from its digest's analysis.
+	if _, _, ok := c.get(cacheKey("sha256:a", nil, "v1"), analysisKey("sha256:a", nil), "v1"); ok {
+		t.Error("a report on disk is served without its analysis")
+	}
+	if err := c.putAnalysis(analysisKey("sha256:a", nil), &analysis{Platforms: []analysedImage{{Platform: "linux/amd64"}},
+		SBOM: []byte(`{"bomFormat":"CycloneDX"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	r, fromDisk, ok := c.get(cacheKey("sha256:a", nil, "v1"), analysisKey("sha256:a", nil), "v1")
+	if !ok || !fromDisk || r.Digest != "sha256:a" || string(r.SBOM) != `{"bomFormat":"CycloneDX"}` {
+		t.Errorf("evicted report: ok %v fromDisk %v report %+v; want it from disk, with its SBOM", ok, fromDisk, r)
 	}
 
 	// A report under a new current DB version drops the old version's reports.
@@ -221,7 +257,7 @@ func TestResultCacheBoundsMemoryNotDisk(t *testing.T) {
 	if _, err := c.put(cacheKey("sha256:a", nil, "v2"), &scan.Report{Digest: "sha256:a", DBVersion: "v2"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok := c.get(cacheKey("sha256:b", nil, "v1"), "v1"); ok {
+	if _, _, ok := c.get(cacheKey("sha256:b", nil, "v1"), analysisKey("sha256:b", nil), "v1"); ok {
 		t.Error("report of the old DB version is still served")
 	}
 
@@ -255,7 +291,7 @@ func TestResultCacheOlderVersionCannotEvictCurrent(t *testing.T) {
 	if stored, err := c.put(cacheKey("sha256:a", nil, "v1"), &scan.Report{Digest: "sha256:a", DBVersion: "v1"}); err != nil || stored {
 		t.Fatalf("put of an older version: stored %v, %v; want it refused", stored, err)
 	}
-	if _, _, ok := c.get(cacheKey("sha256:a", nil, "v2"), "v2"); !ok {
+	if _, _, ok := c.get(cacheKey("sha256:a", nil, "v2"), analysisKey("sha256:a", nil), "v2"); !ok {
 		t.Error("the current version's report was evicted by an older version's")
 	}
 	des, _ := os.ReadDir(dir)
@@ -265,7 +301,7 @@ func TestResultCacheOlderVersionCannotEvictCurrent(t *testing.T) {
 	// A newer current version does replace them.
 	current = "v3"
 	c.setVersion("v3")
-	if _, _, ok := c.get(cacheKey("sha256:a", nil, "v2"), "v2"); ok {
+	if _, _, ok := c.get(cacheKey("sha256:a", nil, "v2"), analysisKey("sha256:a", nil), "v2"); ok {
 		t.Error("v2's report survived the switch to v3")
 	}
 	if des, _ := os.ReadDir(dir); len(des) != 0 {
@@ -367,7 +403,10 @@ func TestScanAfterDBSwapDoesNotJoinOlderScan(t *testing.T) {
 	if r, ok := e.scanner.Cached(scan.Request{Image: d}); !ok || r.DBVersion != v2 {
 		t.Errorf("cached after the older scan ended: ok %v, report %+v; want the v2 report", ok, r)
 	}
+	// The analyses hold for every DB version; of the reports, only v2's
+	// are kept.
 	des, _ := os.ReadDir(filepath.Join(e.cacheDir, "results"))
+	des = slices.DeleteFunc(des, func(de os.DirEntry) bool { return de.Name() == analysisDir })
 	if len(des) != 1 || des[0].Name() != versionDir(v2) {
 		t.Errorf("result directories %v, want only v2's", des)
 	}
@@ -383,4 +422,69 @@ func hasFinding(r *scan.Report, id string) bool {
 		}
 	}
 	return false
+}
+
+// A digest analysed before is re-evaluated under a new DB from the layer
+// cache and the DB alone: no registry request, the same SBOM bytes, and the
+// findings of the new DB. After a restart too. When the layer cache has
+// lost the analysis, the image is analysed again.
+func TestReevaluationReadsOnlyTheLayerCacheAndTheDB(t *testing.T) {
+	e := newEnv(t, []vulndbtest.Advisory{muslCVE})
+	img := alpine(t, "", imagetest.Package{Name: "musl", Version: "1.2.5-r0"}, imagetest.Package{Name: "zlib", Version: "1.3.1-r2"})
+	d := e.push("base/alpine", img)
+	r1 := e.mustScan(d)
+
+	zlibCVE := vulndbtest.Advisory{ID: "CVE-2099-0003", Distro: vulndbtest.Alpine322, Package: "zlib", FixedVersion: "1.3.1-r3", Severity: "HIGH"}
+	e.publishDB([]vulndbtest.Advisory{muslCVE, zlibCVE}, dbBuilt2)
+	e.update()
+	e.reg.ResetCounts()
+	r2 := e.mustScan(d)
+	if n := e.reg.Requests(); n != 0 {
+		t.Errorf("re-evaluation made %d registry requests, want 0", n)
+	}
+	if !bytes.Equal(r2.SBOM, r1.SBOM) || len(r2.SBOM) == 0 {
+		t.Errorf("re-evaluation wrote another SBOM (%d bytes, was %d)", len(r2.SBOM), len(r1.SBOM))
+	}
+	if !slices.Equal(r2.Platforms, r1.Platforms) || len(r2.Images) != len(r1.Images) || r2.Images[0].User != r1.Images[0].User {
+		t.Errorf("re-evaluation: platforms %v images %+v, want %v %+v", r2.Platforms, r2.Images, r1.Platforms, r1.Images)
+	}
+	ids := func(r *scan.Report) []string {
+		var out []string
+		for _, f := range r.Findings {
+			out = append(out, f.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got, want := ids(r2), []string{muslCVE.ID, zlibCVE.ID}; !slices.Equal(got, want) {
+		t.Errorf("findings after the DB update: %v, want %v", got, want)
+	}
+
+	// A restart under a newer DB: the analysis is read from disk.
+	e.restart()
+	e.publishDB([]vulndbtest.Advisory{zlibCVE}, dbBuilt2.Add(time.Hour))
+	e.update()
+	e.reg.ResetCounts()
+	r3 := e.mustScan(d)
+	if n := e.reg.Requests(); n != 0 {
+		t.Errorf("re-evaluation after a restart made %d registry requests, want 0", n)
+	}
+	if got, want := ids(r3), []string{zlibCVE.ID}; !slices.Equal(got, want) || !bytes.Equal(r3.SBOM, r1.SBOM) {
+		t.Errorf("after a restart: findings %v (want %v), SBOM same: %v", got, want, bytes.Equal(r3.SBOM, r1.SBOM))
+	}
+
+	// The layer cache lost the analysis: the image is analysed again.
+	if err := e.scanner.layers.Clear(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.publishDB([]vulndbtest.Advisory{muslCVE}, dbBuilt2.Add(2*time.Hour))
+	e.update()
+	before := e.scanner.Stats().LayerDownloads
+	r4 := e.mustScan(d)
+	if got, want := ids(r4), []string{muslCVE.ID}; !slices.Equal(got, want) {
+		t.Errorf("findings after the layer cache was cleared: %v, want %v", got, want)
+	}
+	if e.scanner.Stats().LayerDownloads == before {
+		t.Error("the image was not analysed again after the layer cache lost it")
+	}
 }

@@ -256,3 +256,17 @@ func (c *layerCache) Clear(_ context.Context) error {
 	c.size = 0
 	return nil
 }
+
+// holds tells whether the analysis of an image (its artifact and every
+// layer) is in the cache, without reading it.
+func (c *layerCache) holds(artifactID string, blobIDs []string) bool {
+	if !c.has(c.fileKey(artifactPrefix, artifactID)) {
+		return false
+	}
+	for _, id := range blobIDs {
+		if !c.has(c.fileKey(blobPrefix, id)) {
+			return false
+		}
+	}
+	return true
+}

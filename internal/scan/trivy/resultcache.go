@@ -38,6 +38,13 @@ type resultCache struct {
 	byKey map[string]*list.Element
 	bytes int64 // approximate size of the reports in memory
 
+	// Analyses of digests, which hold for every DB version: the most
+	// recent in memory, bounded like the reports, and on disk, within the
+	// reports' bound.
+	alru   *list.List // of *analysisEntry, most recent first
+	aByKey map[string]*list.Element
+	aBytes int64
+
 	// diskMu serialises changes to the files, and guards what follows.
 	diskMu    sync.Mutex
 	version   string // DB version whose reports are on disk
@@ -51,6 +58,11 @@ type memEntry struct {
 	report *scan.Report
 }
 
+type analysisEntry struct {
+	key      string
+	analysis *analysis
+}
+
 type diskEntry struct {
 	size    int64
 	written time.Time
@@ -61,7 +73,86 @@ func newResultCache(dir string, maxMem int, maxBytes int64, current func() strin
 		return nil, err
 	}
 	return &resultCache{dir: dir, maxMem: maxMem, maxBytes: maxBytes, current: current,
-		lru: list.New(), byKey: map[string]*list.Element{}, files: map[string]diskEntry{}}, nil
+		lru: list.New(), byKey: map[string]*list.Element{}, files: map[string]diskEntry{},
+		alru: list.New(), aByKey: map[string]*list.Element{}}, nil
+}
+
+// analysisDir holds the analyses, apart from the reports of each DB
+// version.
+const analysisDir = "analysis"
+
+// analysisKey names the analysis of a digest; platforms must be the
+// normalised request filter.
+func analysisKey(digest string, platforms []string) string {
+	return fmt.Sprintf("a1|s%d|%s|%s", maxSecretFileSize.Load(), digest, strings.Join(platforms, ","))
+}
+
+func (c *resultCache) analysisPath(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return filepath.Join(c.dir, analysisDir, hex.EncodeToString(sum[:])+".json")
+}
+
+// getAnalysis returns the analysis stored under key. It is shared: callers
+// do not change it.
+func (c *resultCache) getAnalysis(key string) (*analysis, bool) {
+	c.mu.Lock()
+	if el, ok := c.aByKey[key]; ok {
+		c.alru.MoveToFront(el)
+		a := el.Value.(*analysisEntry).analysis
+		c.mu.Unlock()
+		return a, true
+	}
+	c.mu.Unlock()
+	b, err := os.ReadFile(c.analysisPath(key))
+	if err != nil {
+		return nil, false
+	}
+	var a analysis
+	if err := json.Unmarshal(b, &a); err != nil || len(a.Platforms) == 0 {
+		return nil, false
+	}
+	c.rememberAnalysis(key, &a)
+	return &a, true
+}
+
+// putAnalysis stores a, in memory and on disk.
+func (c *resultCache) putAnalysis(key string, a *analysis) error {
+	c.rememberAnalysis(key, a)
+	c.diskMu.Lock()
+	defer c.diskMu.Unlock()
+	p := c.analysisPath(key)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	n, err := writeJSONAtomic(p, a)
+	if err != nil {
+		return err
+	}
+	c.diskBytes += n - c.files[p].size
+	c.files[p] = diskEntry{size: n, written: time.Now()}
+	c.pruneLocked()
+	return nil
+}
+
+func (c *resultCache) rememberAnalysis(key string, a *analysis) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.aByKey[key]; ok {
+		e := el.Value.(*analysisEntry)
+		c.aBytes += analysisSize(a) - analysisSize(e.analysis)
+		e.analysis = a
+		c.alru.MoveToFront(el)
+	} else {
+		c.aByKey[key] = c.alru.PushFront(&analysisEntry{key: key, analysis: a})
+		c.aBytes += analysisSize(a)
+	}
+	for c.alru.Len() > 1 && (c.alru.Len() > c.maxMem || c.aBytes > c.maxBytes) {
+		el := c.alru.Back()
+		e := el.Value.(*analysisEntry)
+		c.alru.Remove(el)
+		delete(c.aByKey, e.key)
+		c.aBytes -= analysisSize(e.analysis)
+	}
 }
 
 // reportSize approximates the memory a report holds.
@@ -71,7 +162,7 @@ func reportSize(r *scan.Report) int64 {
 
 // reportSchema changes whenever a report gains facts, so that reports
 // persisted by an older plinth, which lack them, are never read.
-const reportSchema = "r2"
+const reportSchema = "r3"
 
 // cacheKey names a report; platforms must be the normalised request
 // filter. The secret scanner's size limit is part of it: a report made
@@ -91,7 +182,9 @@ func (c *resultCache) path(key, dbVersion string) string {
 }
 
 // get returns a copy of the cached report and whether it came from disk.
-func (c *resultCache) get(key, dbVersion string) (*scan.Report, bool, bool) {
+// A report on disk holds no SBOM: it is its digest's analysis's, stored
+// once for every DB version, under akey.
+func (c *resultCache) get(key, akey, dbVersion string) (*scan.Report, bool, bool) {
 	c.mu.Lock()
 	if el, ok := c.byKey[key]; ok {
 		c.lru.MoveToFront(el)
@@ -109,6 +202,11 @@ func (c *resultCache) get(key, dbVersion string) (*scan.Report, bool, bool) {
 	if err := json.Unmarshal(b, &r); err != nil || r.DBVersion != dbVersion {
 		return nil, false, false
 	}
+	a, ok := c.getAnalysis(akey)
+	if !ok {
+		return nil, false, false
+	}
+	r.SBOM = a.SBOM
 	c.remember(key, &r)
 	return cloneReport(&r), true, true
 }
@@ -128,7 +226,9 @@ func (c *resultCache) put(key string, r *scan.Report) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return false, err
 	}
-	n, err := writeJSONAtomic(p, r)
+	onDisk := *r
+	onDisk.SBOM = nil
+	n, err := writeJSONAtomic(p, &onDisk)
 	if err != nil {
 		return false, err
 	}
@@ -168,9 +268,15 @@ func (c *resultCache) setVersionLocked(v string) {
 	}
 	c.version = v
 	c.dropOtherVersions(v)
-	// Index the reports of v a previous process left.
+	// Index the reports of v, and the analyses, a previous process left.
 	c.files, c.diskBytes = map[string]diskEntry{}, 0
-	dir := filepath.Join(c.dir, versionDir(v))
+	for _, sub := range []string{versionDir(v), analysisDir} {
+		c.indexLocked(filepath.Join(c.dir, sub))
+	}
+}
+
+// indexLocked adds the files of dir to the index.
+func (c *resultCache) indexLocked(dir string) {
 	des, _ := os.ReadDir(dir)
 	for _, de := range des {
 		info, err := de.Info()

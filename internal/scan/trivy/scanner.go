@@ -287,7 +287,7 @@ func (s *Scanner) Cached(req scan.Request) (*scan.Report, bool) {
 	if err != nil {
 		return nil, false
 	}
-	r, _, ok := s.results.get(cacheKey(req.Image.DigestStr(), filter, version), version)
+	r, _, ok := s.results.get(cacheKey(req.Image.DigestStr(), filter, version), analysisKey(req.Image.DigestStr(), filter), version)
 	return r, ok
 }
 
@@ -307,7 +307,7 @@ func (s *Scanner) Scan(ctx context.Context, req scan.Request) (*scan.Report, err
 		return nil, scan.ErrDBUnavailable
 	}
 	digest := req.Image.DigestStr()
-	if r, fromDisk, ok := s.results.get(cacheKey(digest, filter, version), version); ok {
+	if r, fromDisk, ok := s.results.get(cacheKey(digest, filter, version), analysisKey(digest, filter), version); ok {
 		s.hits.Add(1)
 		if fromDisk {
 			s.diskHits.Add(1)
@@ -316,8 +316,10 @@ func (s *Scanner) Scan(ctx context.Context, req scan.Request) (*scan.Report, err
 	}
 
 	// The DB version is part of the key: a request made after a DB swap
-	// never joins a scan started before it.
-	flightKey := req.Image.String() + "|" + strings.Join(filter, ",") + "|" + version
+	// never joins a scan started before it. The repository is not: a
+	// digest names the same content in every repository, and the requests
+	// of all of them share one scan.
+	flightKey := digest + "|" + strings.Join(filter, ",") + "|" + version
 	ch := s.group.DoChan(flightKey, func() (any, error) {
 		return s.run(context.WithoutCancel(ctx), req, filter)
 	})
@@ -341,6 +343,14 @@ func (s *Scanner) run(ctx context.Context, req scan.Request, filter []string) (*
 	defer func() { s.progress.Finish(s.now()) }()
 	s.sem <- struct{}{}
 	defer func() { <-s.sem }()
+	// A scan of the digest that ended while this one waited for its slot
+	// answers it.
+	if version := s.db.Version(); version != "" {
+		if r, _, ok := s.results.get(cacheKey(req.Image.DigestStr(), filter, version), analysisKey(req.Image.DigestStr(), filter), version); ok {
+			s.shared.Add(1)
+			return r, nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	return s.scan(ctx, req, filter)
@@ -348,7 +358,7 @@ func (s *Scanner) run(ctx context.Context, req scan.Request, filter []string) (*
 
 func (s *Scanner) scan(ctx context.Context, req scan.Request, filter []string) (*scan.Report, error) {
 	s.rebudget(s.db.Version())
-	r, err := s.scanUncached(ctx, req, filter)
+	r, a, err := s.scanUncached(ctx, req, filter)
 	if err != nil {
 		s.failures.Add(1)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -365,6 +375,13 @@ func (s *Scanner) scan(ctx context.Context, req scan.Request, filter []string) (
 	if s.scanned != nil {
 		s.scanned(r)
 	}
+	if a != nil {
+		// Stored with the DB released: the cache asks which DB is current.
+		if err := s.results.putAnalysis(analysisKey(req.Image.DigestStr(), filter), a); err != nil {
+			// The report is good; only the next DB update analyses again.
+			slog.Default().Warn("Failed to persist the image analysis", "err", err)
+		}
+	}
 	key := cacheKey(req.Image.DigestStr(), filter, r.DBVersion)
 	if _, err := s.results.put(key, r); err != nil {
 		// The report is still good; only a later restart will rescan.
@@ -373,7 +390,14 @@ func (s *Scanner) scan(ctx context.Context, req scan.Request, filter []string) (
 	return r, nil
 }
 
-func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []string) (*scan.Report, error) {
+func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []string) (*scan.Report, *analysis, error) {
+	// A digest analysed before is only matched against the DB again.
+	if a, ok := s.results.getAnalysis(analysisKey(req.Image.DigestStr(), filter)); ok {
+		r, err := s.reevaluate(ctx, req.Image.DigestStr(), a)
+		if !errors.Is(err, errAnalysisGone) {
+			return r, nil, err
+		}
+	}
 	tr := req.Transport
 	if tr == nil {
 		tr = http.DefaultTransport
@@ -385,13 +409,13 @@ func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []s
 	}
 	puller, err := remote.NewPuller(ropts...)
 	if err != nil {
-		return nil, internalErr("preparing registry access", err)
+		return nil, nil, internalErr("preparing registry access", err)
 	}
 	ropts = append(ropts, remote.Reuse(puller))
 
 	images, annotations, err := resolveImages(ctx, req, filter, s.limits, ropts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	// Analyse layers first, without holding the DB: this is the part that
@@ -400,13 +424,13 @@ func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []s
 	for i, pi := range images {
 		refs[i], err = s.analyse(ctx, pi)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 
 	version, release, err := s.db.acquire()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer release()
 
@@ -418,17 +442,41 @@ func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []s
 	}
 	for i, pi := range images {
 		if err := s.addFacts(ctx, report, pi, refs[i]); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	sortSecrets(report)
-	byKey := map[string]*scan.Finding{}
+	platforms := make([]string, len(images))
 	for i, pi := range images {
+		platforms[i] = pi.platform
+	}
+	first, err := s.match(ctx, report, platforms, refs)
+	if err != nil {
+		return nil, nil, err
+	}
+	report.SBOM, err = sbomOf(ctx, refs[0], first)
+	if err != nil {
+		return nil, nil, internalErr("writing the SBOM of "+platforms[0], err)
+	}
+	return report, analysisOf(report, refs), nil
+}
+
+// match matches the analysed packages of each platform image (refs, in
+// the order of platforms) against the DB held by the caller, and sets the
+// report's platforms and findings. It returns the first platform's
+// response, which the SBOM describes.
+func (s *Scanner) match(ctx context.Context, report *scan.Report, platforms []string, refs []artifact.Reference) (types.ScanResponse, error) {
+	var first types.ScanResponse
+	byKey := map[string]*scan.Finding{}
+	for i, platform := range platforms {
 		resp, err := s.service.Scan(ctx, refs[i].Name, refs[i].ID, refs[i].BlobIDs, scanOptions)
 		if err != nil {
-			return nil, internalErr("matching the packages of "+pi.platform+" against the DB", err)
+			return first, internalErr("matching the packages of "+platform+" against the DB", err)
 		}
-		report.Platforms = append(report.Platforms, pi.platform)
+		if i == 0 {
+			first = resp
+		}
+		report.Platforms = append(report.Platforms, platform)
 		for _, res := range resp.Results {
 			for _, v := range res.Vulnerabilities {
 				k := v.VulnerabilityID + "\x00" + v.PkgName + "\x00" + v.InstalledVersion
@@ -447,15 +495,9 @@ func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []s
 					}
 					byKey[k] = f
 				}
-				if !slices.Contains(f.Platforms, pi.platform) {
-					f.Platforms = append(f.Platforms, pi.platform)
+				if !slices.Contains(f.Platforms, platform) {
+					f.Platforms = append(f.Platforms, platform)
 				}
-			}
-		}
-		if i == 0 {
-			report.SBOM, err = sbomOf(ctx, refs[i], resp)
-			if err != nil {
-				return nil, internalErr("writing the SBOM of "+pi.platform, err)
 			}
 		}
 	}
@@ -465,7 +507,7 @@ func (s *Scanner) scanUncached(ctx context.Context, req scan.Request, filter []s
 		report.Findings = append(report.Findings, *f)
 	}
 	sortFindings(report.Findings)
-	return report, nil
+	return first, nil
 }
 
 // scanOptions are the Trivy scan settings: OS and language packages,
