@@ -100,7 +100,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	if err := (&BaseImageReconciler{
-		Client:                  mgr.GetClient(),
+		Client:                  statusFaults.client(mgr.GetClient()),
 		APIReader:               mgr.GetAPIReader(),
 		Registry:                regClient,
 		Recorder:                mgr.GetEventRecorder("plinth"),
