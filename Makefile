@@ -88,7 +88,8 @@ test: envtest build playground trivy-cli cosign-cli ## Run every test against a 
 FUZZTIME ?= 10s
 FUZZMINIMIZETIME ?= 200x
 FUZZ_TARGETS ?= ./internal/policy:FuzzEvaluate ./internal/check:FuzzParseDockerfile ./internal/check:FuzzParseImage \
-	./internal/admission:FuzzAdmissionReview ./internal/admission:FuzzDecodeWorkload
+	./internal/admission:FuzzAdmissionReview ./internal/admission:FuzzDecodeWorkload \
+	./internal/scan/trivy:FuzzExtractDB
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target briefly (FUZZTIME), from its seed corpus on.
