@@ -10,6 +10,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"go.uber.org/goleak"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -72,6 +73,9 @@ func runSuite(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
+	// Everything running now belongs to the process or the control plane,
+	// not to the manager.
+	before := goleak.IgnoreCurrent()
 
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  testenv.Scheme(),
@@ -96,7 +100,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	if err := (&BaseImageReconciler{
-		Client:                  mgr.GetClient(),
+		Client:                  statusFaults.client(mgr.GetClient()),
 		APIReader:               mgr.GetAPIReader(),
 		Registry:                regClient,
 		Recorder:                mgr.GetEventRecorder("plinth"),
@@ -152,7 +156,39 @@ func runSuite(m *testing.M) int {
 	if err := <-done; err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
+	if err := goleak.Find(leakIgnores(before)...); err != nil {
+		fmt.Fprintln(os.Stderr, "goroutines outlived the manager:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
 	return code
+}
+
+// leakIgnores are the goroutines that may outlive a stopped manager
+// without being leaks.
+func leakIgnores(before goleak.Option) []goleak.Option {
+	return []goleak.Option{
+		// Goroutines started before the manager: package initializers
+		// (klog's flush daemon and the like), the testing framework's, and
+		// envtest's, which wait on the etcd and kube-apiserver processes
+		// until the deferred env.Stop.
+		before,
+		// Idle keep-alive connections of HTTP clients: to the API server
+		// (client-go keeps its transports in a process-wide cache, so they
+		// outlive the manager), and to the tests' registries and webhook
+		// receivers. They end when the server closes them or their idle
+		// timeout passes.
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*http2ClientConn).readLoop"),
+		goleak.IgnoreAnyFunction("golang.org/x/net/http2.(*ClientConn).readLoop"),
+		// apimachinery's watch.Filter, which controller-runtime's cache
+		// puts around the watches of metadata-only informers: its loop
+		// blocks sending an event that the stopped informer no longer
+		// reads, until the API server ends the watch.
+		goleak.IgnoreTopFunction("k8s.io/apimachinery/pkg/watch.(*filteredWatch).loop"),
+	}
 }
 
 // testClock is the operator's clock: the real time unless a test sets it.

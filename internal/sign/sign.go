@@ -88,6 +88,46 @@ var ErrInvalidPublication = errors.New("invalid publication")
 type Signer struct {
 	mu       sync.Mutex
 	verified map[v1.Hash]string // attestation layer digest -> key fingerprint + " " + sha256 of its payload
+
+	// publishing serializes the publications to one signature tag: many
+	// catalog entries may name the same digest, and two publications that
+	// both found no signature would both add one.
+	publishing keyedMutex
+}
+
+// keyedMutex is a set of mutexes by key; the zero value is ready to use.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock locks key and returns its unlock.
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
 }
 
 // verifiedCacheSize bounds Signer's memory of checked layers; the whole
@@ -136,6 +176,7 @@ func (s *Signer) Publish(ctx context.Context, image name.Digest, key *Key, p Pub
 		return Published{}, err
 	}
 	out := Published{Signature: sigTag.String(), Attestations: attTag.String(), KeyFingerprint: key.Fingerprint()}
+	defer s.publishing.lock(sigTag.String())()
 
 	se := ociremote.SignedUnknown(image, opts...)
 

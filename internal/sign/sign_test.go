@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -332,4 +333,38 @@ func equalCounts(a, b map[string]int) bool {
 		}
 	}
 	return true
+}
+
+// Catalog entries that name the same digest publish at the same time: the
+// digest gets one signature and one attestation of each type, not one per
+// entry.
+func TestConcurrentPublishesOfOneDigestSignOnce(t *testing.T) {
+	e := newPublishEnv(t)
+	image := e.push("base/alpine", "concurrent")
+	key := testKey(t)
+	var s Signer
+	p := testPublication(judged.Add(24 * time.Hour))
+
+	const entries = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, entries)
+	for range entries {
+		wg.Go(func() {
+			if _, err := s.Publish(context.Background(), image, key, p, e.registry()); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := e.signatures(image); n != 1 {
+		t.Errorf("signatures = %d, want 1", n)
+	}
+	want := map[string]int{PredicateTypeApproval: 1, PredicateTypeVuln: 1, PredicateTypeCycloneDX: 1}
+	if got := e.attestationTypes(image); !equalCounts(got, want) {
+		t.Errorf("attestations by type = %v, want %v", got, want)
+	}
 }

@@ -103,6 +103,22 @@ type operator struct {
 	// denySignatures makes the registry answer 403 to pushes of cosign's
 	// .sig and .att manifests.
 	denySignatures atomic.Bool
+
+	// sigMu guards sigPushes, the pushes of cosign's .sig manifests per
+	// tag (sha256-<hex>.sig), refused ones included.
+	sigMu     sync.Mutex
+	sigPushes map[string]int
+}
+
+// signaturePushes returns the pushes of .sig manifests per signed digest.
+func (o *operator) signaturePushes() map[string]int {
+	o.sigMu.Lock()
+	defer o.sigMu.Unlock()
+	out := map[string]int{}
+	for tag, n := range o.sigPushes {
+		out["sha256:"+strings.TrimSuffix(strings.TrimPrefix(tag, "sha256-"), ".sig")] = n
+	}
+	return out
 }
 
 func startOperator(t *testing.T, advs []vulndbtest.Advisory) *operator {
@@ -121,6 +137,14 @@ func (o *operator) middleware(next http.Handler) http.Handler {
 		case http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete:
 			o.writes.Add(1)
 			p := r.URL.Path
+			if _, tag, ok := strings.Cut(p, "/manifests/"); ok && r.Method == http.MethodPut && strings.HasSuffix(tag, ".sig") {
+				o.sigMu.Lock()
+				if o.sigPushes == nil {
+					o.sigPushes = map[string]int{}
+				}
+				o.sigPushes[tag]++
+				o.sigMu.Unlock()
+			}
 			if o.denySignatures.Load() && r.Method == http.MethodPut && strings.Contains(p, "/manifests/sha256-") &&
 				(strings.HasSuffix(p, ".sig") || strings.HasSuffix(p, ".att")) {
 				w.Header().Set("Content-Type", "application/json")

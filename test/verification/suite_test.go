@@ -15,6 +15,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"go.uber.org/goleak"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -75,6 +76,9 @@ func runSuite(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
+	// Everything running now belongs to the process or the control plane,
+	// not to the manager.
+	before := goleak.IgnoreCurrent()
 
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  testenv.Scheme(),
@@ -133,7 +137,34 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "%d connections to non-loopback addresses were attempted\n", n)
 		return 1
 	}
+	if err := goleak.Find(leakIgnores(before)...); err != nil {
+		fmt.Fprintln(os.Stderr, "goroutines outlived the manager:", err)
+		return 1
+	}
 	return code
+}
+
+// leakIgnores are the goroutines that may outlive a stopped manager
+// without being leaks.
+func leakIgnores(before goleak.Option) []goleak.Option {
+	return []goleak.Option{
+		// Goroutines started before the manager: package initializers, the
+		// testing framework's, and envtest's, which wait on the etcd and
+		// kube-apiserver processes until the deferred env.Stop.
+		before,
+		// Idle keep-alive connections of HTTP clients (to the API server,
+		// whose transports client-go caches process-wide, and to the
+		// tests' registries, TUF repositories and transparency logs). They
+		// end when the server closes them or their idle timeout passes.
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*http2ClientConn).readLoop"),
+		goleak.IgnoreAnyFunction("golang.org/x/net/http2.(*ClientConn).readLoop"),
+		// apimachinery's watch.Filter around the watches of metadata-only
+		// informers: its loop blocks sending an event that the stopped
+		// informer no longer reads, until the API server ends the watch.
+		goleak.IgnoreTopFunction("k8s.io/apimachinery/pkg/watch.(*filteredWatch).loop"),
+	}
 }
 
 // publicRoot is the operator's source of the public Sigstore trusted root:
