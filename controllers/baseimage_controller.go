@@ -278,6 +278,12 @@ func conflictResult(ctx context.Context, err error) (ctrl.Result, error) {
 	if apierrors.IsNotFound(err) {
 		return ctrl.Result{}, nil
 	}
+	if errors.Is(err, errStaleCopy) {
+		// The cache had not yet seen the last status write; it has a
+		// moment later.
+		ctrl.LoggerFrom(ctx).V(1).Info("BaseImage read from a stale cache, retrying")
+		return ctrl.Result{RequeueAfter: wait.Jitter(100*time.Millisecond, 0.5)}, nil
+	}
 	ctrl.LoggerFrom(ctx).V(1).Info("BaseImage changed meanwhile, retrying")
 	return ctrl.Result{RequeueAfter: wait.Jitter(time.Second, 0.5)}, nil
 }

@@ -262,8 +262,16 @@ func (r *BaseImageReconciler) current(ctx context.Context, bi *catalogv1.BaseIma
 		return err
 	}
 	if live.ResourceVersion != bi.ResourceVersion {
-		return apierrors.NewConflict(catalogv1.GroupVersion.WithResource("baseimages").GroupResource(), bi.Name,
-			errors.New("the BaseImage changed since it was read"))
+		return staleCopyError{apierrors.NewConflict(catalogv1.GroupVersion.WithResource("baseimages").GroupResource(), bi.Name, errStaleCopy)}
 	}
 	return nil
 }
+
+// errStaleCopy says a reconcile started from a copy of the entry older than
+// the one stored.
+var errStaleCopy = errors.New("the BaseImage changed since it was read")
+
+// staleCopyError is a conflict that is errStaleCopy.
+type staleCopyError struct{ *apierrors.StatusError }
+
+func (e staleCopyError) Is(target error) bool { return target == errStaleCopy }
