@@ -32,6 +32,9 @@ TRIVY_CLI ?= $(BIN)/trivy-$(TRIVY_VERSION)
 COSIGN_VERSION ?= $(shell awk '$$1 == "require" && $$2 == "github.com/sigstore/cosign/v2" {print $$3}' hack/cosign-cli/go.mod)
 COSIGN_CLI ?= $(BIN)/cosign-$(COSIGN_VERSION)
 
+FLUX_IRC_VERSION ?= $(shell awk '$$1 == "require" && $$2 == "github.com/fluxcd/image-reflector-controller" {print $$3} $$1 == "github.com/fluxcd/image-reflector-controller" {print $$2}' hack/flux-irc/go.mod)
+FLUX_IRC ?= $(BIN)/image-reflector-controller-$(FLUX_IRC_VERSION)
+
 GO_TEST_FLAGS ?= -count=1
 TEST_TIMEOUT ?= 30m
 
@@ -111,10 +114,14 @@ trivy-cli: ## Build the trivy CLI that tests compare plinth's findings with.
 cosign-cli: ## Build the cosign CLI that tests check plinth's signatures with.
 	hack/cosign-cli.sh $(COSIGN_CLI) >/dev/null
 
+.PHONY: flux-irc
+flux-irc: ## Build Flux's image-reflector-controller that the cold start benchmark compares plinth with.
+	hack/flux-irc.sh $(FLUX_IRC) >/dev/null
+
 .PHONY: bench
-bench: trivy-cli envtest ## Print benchmarks: scans against the trivy CLI, DB updates, re-evaluation, restarts, memory; a cold start of 1,000 entries; signing and verification; admission latency.
+bench: trivy-cli flux-irc envtest ## Print benchmarks: scans against the trivy CLI, DB updates, re-evaluation, restarts, memory; a cold start of 1,000 entries, alone and beside Flux's image-reflector-controller; signing and verification; admission latency.
 	PLINTH_TRIVY_CLI=$(TRIVY_CLI) go test -run '^$$' -bench 'BenchmarkReport' -benchtime=1x ./internal/scan/trivy/
-	go test -run '^$$' -bench 'BenchmarkColdStart' -benchtime=1x -timeout 30m ./test/scale/
+	PLINTH_FLUX_IRC=$(FLUX_IRC) go test -run '^$$' -bench 'BenchmarkColdStart' -benchtime=1x -timeout 60m ./test/scale/
 	go test -run '^$$' -bench 'BenchmarkPublish|BenchmarkVerify' -benchmem ./internal/sign/
 	go test -run '^$$' -bench 'BenchmarkWebhook' -benchtime=2000x ./internal/admission/
 

@@ -16,6 +16,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
@@ -49,12 +50,40 @@ const (
 // PLINTH_BENCH_REGISTRY_BURST, PLINTH_BENCH_KUBE_QPS and
 // PLINTH_BENCH_KUBE_BURST to explore. Run it once: -benchtime=1x.
 func BenchmarkColdStart(b *testing.B) {
-	entries := envInt(b, "PLINTH_BENCH_ENTRIES", 1000)
-	digests := envInt(b, "PLINTH_BENCH_DIGESTS", 100)
-	concurrency := envInt(b, "PLINTH_BENCH_CONCURRENCY", defaultConcurrency)
-	regOpts := registry.Options{
-		RateLimit: float64(envInt(b, "PLINTH_BENCH_REGISTRY_RATE", int(registry.DefaultRateLimit))),
-		Burst:     envInt(b, "PLINTH_BENCH_REGISTRY_BURST", registry.DefaultBurst),
+	f := newColdStartFixture(b)
+	for b.Loop() {
+		r := f.runPlinth(b)
+		b.ReportMetric(r.ready.Seconds(), "s-to-ready")
+		b.ReportMetric(f.perEntry(r.patches), "patches/entry")
+		b.ReportMetric(f.perEntry(r.events), "events/entry")
+		b.ReportMetric(f.perEntry(r.requests), "registry-requests/entry")
+		f.printPlinth(r)
+	}
+}
+
+// coldStartFixture is what a cold start round runs on: one control plane and
+// one loopback registry holding the images every round's entries point at.
+type coldStartFixture struct {
+	env         *testenv.Environment
+	cfg         *rest.Config // the operator's: main's client-side limits
+	reg         *registrytest.Registry
+	refs        []string
+	entries     int
+	digests     int
+	concurrency int
+	regOpts     registry.Options
+}
+
+func newColdStartFixture(b *testing.B) *coldStartFixture {
+	b.Helper()
+	f := &coldStartFixture{
+		entries:     envInt(b, "PLINTH_BENCH_ENTRIES", 1000),
+		digests:     envInt(b, "PLINTH_BENCH_DIGESTS", 100),
+		concurrency: envInt(b, "PLINTH_BENCH_CONCURRENCY", defaultConcurrency),
+		regOpts: registry.Options{
+			RateLimit: float64(envInt(b, "PLINTH_BENCH_REGISTRY_RATE", int(registry.DefaultRateLimit))),
+			Burst:     envInt(b, "PLINTH_BENCH_REGISTRY_BURST", registry.DefaultBurst),
+		},
 	}
 
 	ctrl.SetLogger(logr.Discard())
@@ -63,30 +92,31 @@ func BenchmarkColdStart(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = env.Stop() })
-	cfg := rest.CopyConfig(env.Config)
+	f.env = env
+	f.cfg = rest.CopyConfig(env.Config)
 	// What main does: the kubeconfig's client-side limits, or none
 	// (controller-runtime's default) unless --kube-api-qps sets one.
-	cfg.QPS, cfg.Burst = float32(envInt(b, "PLINTH_BENCH_KUBE_QPS", -1)), envInt(b, "PLINTH_BENCH_KUBE_BURST", 0)
+	f.cfg.QPS, f.cfg.Burst = float32(envInt(b, "PLINTH_BENCH_KUBE_QPS", -1)), envInt(b, "PLINTH_BENCH_KUBE_BURST", 0)
 
-	reg := registrytest.New(b)
+	f.reg = registrytest.New(b)
 	ctx := b.Context()
-	imgs := make([]v1.Image, digests)
+	imgs := make([]v1.Image, f.digests)
 	for i := range imgs {
 		if imgs[i], err = imagetest.Image(imagetest.ImageOptions{Created: time.Now().Add(-time.Hour),
 			Files: map[string]string{"etc/motd": strconv.Itoa(i)}}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	refs := make([]string, entries)
+	f.refs = make([]string, f.entries)
 	var wg sync.WaitGroup
-	errs := make(chan error, entries)
+	errs := make(chan error, f.entries)
 	sem := make(chan struct{}, 8)
-	for i := range refs {
-		refs[i] = fmt.Sprintf("%s/base/app-%04d:1", reg.Host, i)
+	for i := range f.refs {
+		f.refs[i] = fmt.Sprintf("%s/base/app-%04d:1", f.reg.Host, i)
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if _, err := imagetest.PushImage(ctx, refs[i], imgs[i%digests]); err != nil {
+			if _, err := imagetest.PushImage(ctx, f.refs[i], imgs[i%f.digests]); err != nil {
 				errs <- err
 			}
 		})
@@ -96,74 +126,115 @@ func BenchmarkColdStart(b *testing.B) {
 	for err := range errs {
 		b.Fatal(err)
 	}
+	return f
+}
 
-	for b.Loop() {
-		ns := fmt.Sprintf("cold-%d", time.Now().UnixNano())
-		var patches atomic.Int64
-		rec := &countingRecorder{}
-		mgrCtx, stop := context.WithCancel(ctx)
-		startManager(b, mgrCtx, cfg, regOpts, concurrency, &patches, rec)
+// coldStartResult is one round's outcome.
+type coldStartResult struct {
+	ready, created time.Duration
+	patches        int64 // status patches, counted in plinth's client
+	writes         int64 // changes to the entries that a watch saw
+	events         int64
+	eventSummary   string
+	requests       int64  // registry requests
+	requestKinds   string // registry requests by kind
+}
 
-		c, err := client.New(env.Config, client.Options{Scheme: testenv.Scheme()})
+func (f *coldStartFixture) perEntry(n int64) float64 { return float64(n) / float64(f.entries) }
+
+// runPlinth runs plinth's controllers on a new namespace of BaseImages and
+// waits until all are Ready.
+func (f *coldStartFixture) runPlinth(b *testing.B) coldStartResult {
+	b.Helper()
+	ctx := b.Context()
+	ns := fmt.Sprintf("cold-%d", time.Now().UnixNano())
+	var patches atomic.Int64
+	rec := &countingRecorder{}
+	mgrCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	startManager(b, mgrCtx, f.cfg, f.regOpts, f.concurrency, &patches, rec)
+
+	c, err := client.New(f.env.Config, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Create(ctx, &catalogv1.ImagePolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p"},
+		Spec: catalogv1.ImagePolicySpec{MaxAge: &metav1.Duration{Duration: 720 * time.Hour}}}); err != nil {
+		b.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(f.env.Config)
+	if err != nil {
+		b.Fatal(err)
+	}
+	writes := countWrites(b, dyn.Resource(catalogv1.GroupVersion.WithResource("baseimages")).Namespace(ns))
+	f.reg.ResetCounts()
+	start := time.Now()
+	for i, ref := range f.refs {
+		bi := &catalogv1.BaseImage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("app-%04d", i)},
+			Spec: catalogv1.BaseImageSpec{Image: catalogv1.ImageReference(ref), PolicyRef: catalogv1.LocalObjectReference{Name: "p"}}}
+		if err := c.Create(ctx, bi); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := coldStartResult{created: time.Since(start)}
+	r.ready = f.waitReady(b, start, func() (int, error) {
+		var list catalogv1.BaseImageList
+		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, bi := range list.Items {
+			if apimeta.IsStatusConditionTrue(bi.Status.Conditions, catalogv1.ReadyCondition) {
+				n++
+			}
+		}
+		return n, nil
+	})
+	// Late patches and events (conflict retries) count too.
+	time.Sleep(2 * time.Second)
+	stop()
+	r.patches, r.writes, r.events, r.eventSummary = patches.Load(), writes.Load(), rec.count.Load(), rec.summary()
+	r.requests, r.requestKinds = int64(f.reg.Requests()), f.requestKinds()
+	return r
+}
+
+// waitReady polls count until it reports every entry Ready and returns the
+// time since start.
+func (f *coldStartFixture) waitReady(b *testing.B, start time.Time, count func() (int, error)) time.Duration {
+	b.Helper()
+	for {
+		n, err := count()
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			b.Fatal(err)
+		if n == f.entries {
+			return time.Since(start)
 		}
-		if err := c.Create(ctx, &catalogv1.ImagePolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p"},
-			Spec: catalogv1.ImagePolicySpec{MaxAge: &metav1.Duration{Duration: 720 * time.Hour}}}); err != nil {
-			b.Fatal(err)
+		if time.Since(start) > 30*time.Minute {
+			b.Fatalf("%d of %d entries Ready after %s", n, f.entries, time.Since(start))
 		}
-		reg.ResetCounts()
-		start := time.Now()
-		for i, ref := range refs {
-			bi := &catalogv1.BaseImage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("app-%04d", i)},
-				Spec: catalogv1.BaseImageSpec{Image: catalogv1.ImageReference(ref), PolicyRef: catalogv1.LocalObjectReference{Name: "p"}}}
-			if err := c.Create(ctx, bi); err != nil {
-				b.Fatal(err)
-			}
-		}
-		created := time.Since(start)
-		var ready time.Duration
-		for {
-			var list catalogv1.BaseImageList
-			if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
-				b.Fatal(err)
-			}
-			n := 0
-			for _, bi := range list.Items {
-				if apimeta.IsStatusConditionTrue(bi.Status.Conditions, catalogv1.ReadyCondition) {
-					n++
-				}
-			}
-			if n == entries {
-				ready = time.Since(start)
-				break
-			}
-			if time.Since(start) > 30*time.Minute {
-				b.Fatalf("%d of %d entries Ready after %s", n, entries, time.Since(start))
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		// Late patches and events (conflict retries) count too.
-		time.Sleep(2 * time.Second)
-		stop()
-
-		perEntry := func(n int64) float64 { return float64(n) / float64(entries) }
-		b.ReportMetric(ready.Seconds(), "s-to-ready")
-		b.ReportMetric(perEntry(patches.Load()), "patches/entry")
-		b.ReportMetric(perEntry(rec.count.Load()), "events/entry")
-		b.ReportMetric(perEntry(int64(reg.Requests())), "registry-requests/entry")
-		fmt.Printf("\nplinth cold start (%d new BaseImages over %d digests, one loopback registry, scanning off)\n", entries, digests)
-		fmt.Printf("  settings: --concurrency=%d --registry-rate-limit=%g --registry-burst=%d, API client QPS %g burst %d\n",
-			concurrency, regOpts.RateLimit, regOpts.Burst, cfg.QPS, cfg.Burst)
-		fmt.Printf("  all Ready after:        %6.1f s (created in %.1f s): %.0f entries/s\n", ready.Seconds(), created.Seconds(), float64(entries)/ready.Seconds())
-		fmt.Printf("  status patches:         %6.2f per entry\n", perEntry(patches.Load()))
-		fmt.Printf("  events:                 %6.2f per entry (%s)\n", perEntry(rec.count.Load()), rec.summary())
-		fmt.Printf("  registry requests:      %6.2f per entry (%d manifest, %d blob, %d /v2/)\n\n",
-			perEntry(int64(reg.Requests())), reg.TotalManifestRequests(), reg.BlobRequests(), reg.Pings())
+		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func (f *coldStartFixture) printPlinth(r coldStartResult) {
+	fmt.Printf("\nplinth cold start (%d new BaseImages over %d digests, one loopback registry, scanning off)\n", f.entries, f.digests)
+	fmt.Printf("  settings: --concurrency=%d --registry-rate-limit=%g --registry-burst=%d, API client QPS %g burst %d\n",
+		f.concurrency, f.regOpts.RateLimit, f.regOpts.Burst, f.cfg.QPS, f.cfg.Burst)
+	fmt.Printf("  all Ready after:        %6.1f s (created in %.1f s): %.0f entries/s\n", r.ready.Seconds(), r.created.Seconds(), float64(f.entries)/r.ready.Seconds())
+	fmt.Printf("  status patches:         %6.2f per entry\n", f.perEntry(r.patches))
+	fmt.Printf("  object writes:          %6.2f per entry (changes a watch saw)\n", f.perEntry(r.writes))
+	fmt.Printf("  events:                 %6.2f per entry (%s)\n", f.perEntry(r.events), r.eventSummary)
+	fmt.Printf("  registry requests:      %6.2f per entry (%s)\n\n", f.perEntry(r.requests), r.requestKinds)
+}
+
+func (f *coldStartFixture) requestKinds() string {
+	manifests, blobs, pings := f.reg.TotalManifestRequests(), f.reg.BlobRequests(), f.reg.Pings()
+	return fmt.Sprintf("%d manifest, %d blob, %d /v2/, %d other such as tag lists",
+		manifests, blobs, pings, f.reg.Requests()-manifests-blobs-pings)
 }
 
 // startManager runs the BaseImage and ImagePolicy controllers as main wires
