@@ -242,10 +242,9 @@ func headUnsupported(ctx context.Context, err error) bool {
 	return !errors.As(err, &ue) && classifyKnown(err, false) == nil
 }
 
-// puller returns the cached puller for repo's registry, the credentials
-// a.Keychain gives for repo and a's certificate bundle, and whether those
-// credentials are anonymous.
-func (c *Client) puller(ctx context.Context, repo name.Repository, a Access) (*remote.Puller, bool, error) {
+// credentials resolves the credentials a.Keychain gives for repo, and
+// tells whether they are anonymous.
+func credentials(ctx context.Context, repo name.Repository, a Access) (*authn.AuthConfig, bool, error) {
 	kc := a.Keychain
 	if kc == nil {
 		kc = authn.NewMultiKeychain()
@@ -258,7 +257,17 @@ func (c *Client) puller(ctx context.Context, repo name.Repository, a Access) (*r
 	if err != nil {
 		return nil, false, &Error{Kind: KindUnauthorized, Message: "registry credentials could not be resolved", Err: err}
 	}
-	anonymous := *cfg == authn.AuthConfig{}
+	return cfg, *cfg == authn.AuthConfig{}, nil
+}
+
+// puller returns the cached puller for repo's registry, the credentials
+// a.Keychain gives for repo and a's certificate bundle, and whether those
+// credentials are anonymous.
+func (c *Client) puller(ctx context.Context, repo name.Repository, a Access) (*remote.Puller, bool, error) {
+	cfg, anonymous, err := credentials(ctx, repo, a)
+	if err != nil {
+		return nil, false, err
+	}
 	t, ca, err := c.transportFor(a.CAPEM)
 	if err != nil {
 		return nil, anonymous, err

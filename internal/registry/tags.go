@@ -140,19 +140,10 @@ func nextPage(resp *http.Response, repo name.Repository) (*url.URL, error) {
 // kept per registry, credentials and certificate bundle like the pullers,
 // so that listing again does not ping the registry again.
 func (c *Client) tagTransport(ctx context.Context, repo name.Repository, a Access) (http.RoundTripper, bool, error) {
-	kc := a.Keychain
-	if kc == nil {
-		kc = authn.NewMultiKeychain()
-	}
-	auth, err := authn.Resolve(ctx, kc, repo)
+	cfg, anonymous, err := credentials(ctx, repo, a)
 	if err != nil {
-		return nil, false, &Error{Kind: KindUnauthorized, Message: "registry credentials could not be resolved", Err: err}
+		return nil, false, err
 	}
-	cfg, err := authn.Authorization(ctx, auth)
-	if err != nil {
-		return nil, false, &Error{Kind: KindUnauthorized, Message: "registry credentials could not be resolved", Err: err}
-	}
-	anonymous := *cfg == authn.AuthConfig{}
 	t, ca, err := c.transportFor(a.CAPEM)
 	if err != nil {
 		return nil, anonymous, err
