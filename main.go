@@ -131,7 +131,7 @@ func main() {
 	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose BaseImages, ImagePolicies, Secrets and ServiceAccounts plinth watches; empty watches every namespace.")
 	flag.DurationVar(&o.reconcileTimeout, "reconcile-timeout", controllers.DefaultReconcileTimeout, "Deadline of one BaseImage reconcile, scans included.")
 	flag.DurationVar(&o.registry.Timeout, "registry-timeout", 30*time.Second, "Timeout of one registry request.")
-	flag.Float64Var(&o.registry.RateLimit, "registry-rate-limit", registry.DefaultRateLimit, "Requests per second plinth sends to one registry host.")
+	flag.Float64Var(&o.registry.RateLimit, "registry-rate-limit", registry.DefaultRateLimit, "Requests per second plinth sends to one registry host, at most: a host that answers 429 is sent half as many for a while.")
 	flag.IntVar(&o.registry.Burst, "registry-burst", registry.DefaultBurst, "Burst of requests plinth may send to one registry host.")
 
 	flag.BoolVar(&o.scanning, "scan", true, "Scan base images for vulnerabilities; false judges them on registry, age and upstream only.")

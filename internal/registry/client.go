@@ -32,8 +32,8 @@ import (
 // Defaults applied to zero Options fields.
 const (
 	DefaultTimeout          = 30 * time.Second
-	DefaultRateLimit        = 20.0
-	DefaultBurst            = 40
+	DefaultRateLimit        = 100.0
+	DefaultBurst            = 100
 	DefaultMaxManifestBytes = 4 << 20
 	DefaultRetries          = 3
 	DefaultRetryBackoff     = 500 * time.Millisecond
@@ -59,7 +59,8 @@ type Options struct {
 	// Timeout bounds each HTTP request attempt. Default DefaultTimeout.
 	Timeout time.Duration
 	// RateLimit is the number of requests per second allowed per registry
-	// host. Default DefaultRateLimit.
+	// host. A host that answers 429 is sent fewer, for a while. Default
+	// DefaultRateLimit.
 	RateLimit float64
 	// Burst is the rate limiter's bucket size per host. Default DefaultBurst.
 	Burst int
@@ -155,7 +156,7 @@ func New(o Options) *Client {
 		limiters: &hostLimiters{
 			limit: rate.Limit(positiveOr(o.RateLimit, DefaultRateLimit)),
 			burst: positiveOr(o.Burst, DefaultBurst),
-			m:     map[string]*rate.Limiter{},
+			m:     map[string]*hostLimiter{},
 		},
 	}
 	switch {

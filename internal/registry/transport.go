@@ -17,7 +17,8 @@ import (
 
 // politeTransport is the base HTTP transport under go-containerregistry's
 // authentication layer. Every request, including /v2/ pings and token
-// fetches, waits for the per-host rate limiter, runs under a timeout, is
+// fetches, waits for the per-host rate limiter (which adapts to the host's
+// 429s, see hostLimiter), runs under a timeout, is
 // retried a bounded number of times on 429, 5xx and network errors with
 // exponential backoff or the server's Retry-After, and has its manifest body
 // capped in size. Blob bodies, which can be large, are bounded by an idle
@@ -42,19 +43,103 @@ type hostLimiters struct {
 	burst int
 
 	mu sync.Mutex
-	m  map[string]*rate.Limiter
+	m  map[string]*hostLimiter
 }
 
-func (h *hostLimiters) get(host string) *rate.Limiter {
+func (h *hostLimiters) get(host string) *hostLimiter {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	l, ok := h.m[host]
 	if !ok {
-		l = rate.NewLimiter(h.limit, h.burst)
+		l = newHostLimiter(h.limit, h.burst)
 		h.m[host] = l
 	}
 	return l
 }
+
+// How a host's rate adapts to throttling: a 429 halves it, no more than
+// once per cutSpacing (the requests in flight when a registry starts
+// throttling all come back 429, and count as one signal), down to
+// minAdaptiveRate; each recoveryPeriod without a 429 raises it by a
+// tenth of the configured rate, back up to that rate.
+const (
+	cutSpacing      = time.Second
+	recoveryPeriod  = 10 * time.Second
+	minAdaptiveRate = rate.Limit(1)
+)
+
+// hostLimiter paces the requests to one registry host. It starts at the
+// configured rate and burst, slows down when the host answers 429 and
+// speeds up again while it does not; a Retry-After on a 429 holds every
+// request to the host until then, not only the one retried.
+type hostLimiter struct {
+	lim     *rate.Limiter
+	ceiling rate.Limit
+	burst   int
+
+	mu          sync.Mutex
+	pausedUntil time.Time
+	lastCut     time.Time
+	lastChange  time.Time
+}
+
+func newHostLimiter(limit rate.Limit, burst int) *hostLimiter {
+	return &hostLimiter{lim: rate.NewLimiter(limit, burst), ceiling: limit, burst: burst}
+}
+
+// wait blocks until a request may be sent to the host, or ctx ends.
+func (h *hostLimiter) wait(ctx context.Context) error {
+	h.mu.Lock()
+	until := h.pausedUntil
+	h.mu.Unlock()
+	if d := time.Until(until); d > 0 {
+		timer := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+		}
+	}
+	return h.lim.Wait(ctx)
+}
+
+// throttled records a 429 at now, with the pause its Retry-After asks for
+// (zero without one).
+func (h *hostLimiter) throttled(now time.Time, pause time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if until := now.Add(pause); until.After(h.pausedUntil) {
+		h.pausedUntil = until
+	}
+	if !h.lastCut.IsZero() && now.Sub(h.lastCut) < cutSpacing {
+		return
+	}
+	h.lastCut, h.lastChange = now, now
+	h.setLocked(now, max(h.lim.Limit()/2, min(minAdaptiveRate, h.ceiling)))
+}
+
+// answered records a response other than 429 at now.
+func (h *hostLimiter) answered(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cur := h.lim.Limit()
+	if cur >= h.ceiling || now.Sub(h.lastChange) < recoveryPeriod {
+		return
+	}
+	h.lastChange = now
+	h.setLocked(now, min(cur+h.ceiling/10, h.ceiling))
+}
+
+// setLocked sets the rate and scales the burst with it, so that a slowed
+// host is not sent a full burst at once.
+func (h *hostLimiter) setLocked(now time.Time, limit rate.Limit) {
+	h.lim.SetLimitAt(now, limit)
+	h.lim.SetBurstAt(now, max(1, int(float64(h.burst)*float64(limit/h.ceiling))))
+}
+
+// limit returns the host's current rate.
+func (h *hostLimiter) limit() rate.Limit { return h.lim.Limit() }
 
 // with returns a copy of t sending through next, sharing t's limiters.
 func (t *politeTransport) with(next http.RoundTripper) *politeTransport {
@@ -68,10 +153,19 @@ func (t *politeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	lim := t.limiters.get(req.URL.Host)
 	for attempt := 0; ; attempt++ {
-		if err := lim.Wait(ctx); err != nil {
+		if err := lim.wait(ctx); err != nil {
 			return nil, fmt.Errorf("waiting for the rate limiter: %w", err)
 		}
 		resp, err := t.once(req, attempt)
+		var pause time.Duration
+		if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+			if ra, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+				pause = min(ra, t.maxRetryAfter)
+			}
+			lim.throttled(time.Now(), pause)
+		} else if err == nil {
+			lim.answered(time.Now())
+		}
 		if errors.Is(err, errManifestTooLarge) {
 			// The same manifest would be refused again.
 			return nil, err
