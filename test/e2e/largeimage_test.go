@@ -15,16 +15,16 @@ import (
 )
 
 // The large images are what a big application base looks like (a machine
-// learning runtime, say): a Debian root, a vendored engine of large
-// binaries and shared libraries, most of them just under the 100 MiB above
-// which Trivy spools a file to disk rather than holding it in memory, its
-// logs, and thousands of small assets. Their layers are about 1 GiB
-// together, uncompressed.
+// learning runtime, say): a Debian root, two layers of large shared
+// libraries, each just under the 100 MiB above which Trivy spools a file
+// to disk rather than holding it in memory (the most a file can cost the
+// analysis), logs, one of them over that size, and thousands of small
+// assets. Their layers are about 1 GiB together, uncompressed.
 const (
 	mib = int64(1) << 20
 
-	smallFiles    = 6000
-	smallFileMax  = 32 << 10
+	smallFiles    = 2000
+	smallFileMax  = 16 << 10
 	smallBinaries = 40
 )
 
@@ -39,16 +39,22 @@ type largeFile struct {
 // largeImageLayers are the layers above the Debian root.
 var largeImageLayers = [][]largeFile{
 	{
-		{name: "opt/engine/bin/engine", mode: 0o755, size: 160 * mib},
 		{name: "opt/engine/lib/libengine-core.so", mode: 0o755, size: 99 * mib},
-		{name: "opt/engine/lib/libkernels.so", mode: 0o755, size: 96 * mib},
-		{name: "opt/engine/lib/libruntime.so", mode: 0o755, size: 90 * mib},
-		{name: "opt/engine/lib/libcodecs.so", mode: 0o755, size: 84 * mib},
-		{name: "opt/engine/lib/libmodel.so", mode: 0o755, size: 72 * mib},
+		{name: "opt/engine/lib/libkernels.so", mode: 0o755, size: 98 * mib},
+		{name: "opt/engine/lib/libruntime.so", mode: 0o755, size: 97 * mib},
+		{name: "opt/engine/lib/libtensor.so", mode: 0o755, size: 96 * mib},
+		{name: "opt/engine/lib/libgraph.so", mode: 0o755, size: 95 * mib},
 	},
 	{
-		{name: "var/log/engine/engine.log", mode: 0o644, size: 192 * mib, text: true},
-		{name: "var/log/engine/engine.log.1", mode: 0o644, size: 64 * mib, text: true},
+		{name: "opt/engine/plugins/libcodecs.so", mode: 0o755, size: 94 * mib},
+		{name: "opt/engine/plugins/libmodel.so", mode: 0o755, size: 93 * mib},
+		{name: "opt/engine/plugins/libvision.so", mode: 0o755, size: 92 * mib},
+		{name: "opt/engine/plugins/libspeech.so", mode: 0o755, size: 91 * mib},
+		{name: "opt/engine/plugins/libsearch.so", mode: 0o755, size: 90 * mib},
+	},
+	{
+		{name: "var/log/engine/engine.log", mode: 0o644, size: 104 * mib, text: true},
+		{name: "var/log/engine/engine.log.1", mode: 0o644, size: 8 * mib, text: true},
 	},
 }
 
