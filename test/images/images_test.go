@@ -131,3 +131,56 @@ func TestIndexWithAttestationRoundTrips(t *testing.T) {
 		t.Errorf("platforms %v, attestations %v", platforms, attestations)
 	}
 }
+
+func TestStreamedLayerDigestsWhatItStreams(t *testing.T) {
+	write := func(tw *tar.Writer) error {
+		for i := range 3 {
+			content := strings.Repeat(string(rune('a'+i)), 1<<16)
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "f" + string(rune('0'+i)), Mode: 0o644, Size: int64(len(content))}); err != nil {
+				return err
+			}
+			if _, err := io.WriteString(tw, content); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	l, err := imagetest.NewStreamedLayer(write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, n, err := v1.SHA256(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := l.Digest()
+	diffID, _ := l.DiffID()
+	size, _ := l.Size()
+	if h != d || h != diffID || n != size {
+		t.Errorf("streamed %s (%d bytes), layer says digest %s, diffID %s, %d bytes", h, n, d, diffID, size)
+	}
+
+	// A writer that changes its output fails the read rather than
+	// serving bytes that do not match the digest.
+	calls := 0
+	changing, err := imagetest.NewStreamedLayer(func(tw *tar.Writer) error {
+		calls++
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "run" + string(rune('0'+calls)) + "/", Mode: 0o755})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err = changing.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := io.ReadAll(rc); err == nil || !strings.Contains(err.Error(), "not deterministic") {
+		t.Errorf("reading a layer whose writer changed: err = %v", err)
+	}
+}

@@ -58,10 +58,17 @@ func AppendLayers(base v1.Image, layers ...[]byte) (v1.Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		img, err = mutate.Append(img, mutate.Addendum{Layer: l, History: v1.History{CreatedBy: "imagetest"}})
-		if err != nil {
-			return nil, fmt.Errorf("adding layer: %w", err)
+		if img, err = appendLayer(img, l); err != nil {
+			return nil, err
 		}
+	}
+	return img, nil
+}
+
+func appendLayer(img v1.Image, l v1.Layer) (v1.Image, error) {
+	img, err := mutate.Append(img, mutate.Addendum{Layer: l, History: v1.History{CreatedBy: "imagetest"}})
+	if err != nil {
+		return nil, fmt.Errorf("adding layer: %w", err)
 	}
 	return img, nil
 }

@@ -29,6 +29,17 @@ import (
 // analysis needs are downloaded to the spool first, without the lock.
 var analysersMu sync.RWMutex
 
+// layerParallelism is how many layers of one image Trivy analyses at
+// once, and how many analyses of files of one layer run at once. It bounds
+// memory: Trivy holds each file under 100 MiB that an analyser reads (an
+// executable, a text file the secret scanner reads) whole in memory while
+// it is analysed, and the walk reads the next such file before an analysis
+// slot frees. With 1, a scan holds at most two such files at a time;
+// with 2, up to six (three in each of two layers), and two scans of large
+// images (--scan-concurrency 2) went past a 1 GiB memory limit. Scans of
+// different images still run side by side.
+const layerParallelism = 1
+
 // maxAnalysisRounds bounds the download-then-analyse rounds of one image;
 // each round analyses at least one layer, so only an image with more
 // layers than this that do not fit the spool together needs more (and
@@ -53,7 +64,7 @@ func (s *Scanner) analyse(ctx context.Context, pi platformImage) (artifact.Refer
 		DisabledHandlers: []ftypes.HandlerType{ftypes.UnpackagedPostHandler},
 		Offline:          true,
 		NoProgress:       true,
-		Parallel:         2,
+		Parallel:         layerParallelism,
 	})
 	analysersMu.Unlock()
 	if err != nil {
