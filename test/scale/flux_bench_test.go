@@ -320,7 +320,7 @@ func countEvents(b *testing.B, c client.Client, ns string) (int64, string) {
 	for _, n := range byReason {
 		total += n
 	}
-	return total, reasonSummary(byReason)
+	return total, countSummary(byReason)
 }
 
 // eventsByReason counts the Kubernetes events recorded in a namespace by
@@ -342,14 +342,15 @@ func eventsByReason(b *testing.B, c client.Client, ns string) map[string]int64 {
 	return byReason
 }
 
-// reasonSummary formats counts by reason, sorted by reason.
-func reasonSummary(byReason map[string]int64) string {
-	reasons := make([]string, 0, len(byReason))
-	for r, n := range byReason {
-		reasons = append(reasons, fmt.Sprintf("%s:%d", r, n))
+// countSummary formats counts by name, such as an event reason, sorted by
+// name.
+func countSummary(byName map[string]int64) string {
+	names := make([]string, 0, len(byName))
+	for name, n := range byName {
+		names = append(names, fmt.Sprintf("%s:%d", name, n))
 	}
-	sort.Strings(reasons)
-	return "map[" + strings.Join(reasons, " ") + "]"
+	sort.Strings(names)
+	return "map[" + strings.Join(names, " ") + "]"
 }
 
 // conditionTrue reports whether an unstructured object's status has the

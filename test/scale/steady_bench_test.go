@@ -93,6 +93,7 @@ type steadyResult struct {
 	ready          time.Duration // cold start: from creating the entries to all Ready
 	settle, window time.Duration
 	writes, events int64
+	writeSummary   string // writes by kind of object
 	eventSummary   string
 	requests       requestCounts
 	cpu            time.Duration // user and system time of the process
@@ -118,9 +119,9 @@ func (f *coldStartFixture) steadyPlinth(b *testing.B, bin, kubeconfig string, se
 	})
 	defer proc.stop()
 	dyn := f.dynamic(b)
-	writes := []*writeCount{
-		countWrites(b, dyn.Resource(catalogv1.GroupVersion.WithResource("baseimages")).Namespace(ns)),
-		countWrites(b, dyn.Resource(catalogv1.GroupVersion.WithResource("imagepolicies")).Namespace(ns)),
+	writes := []kindWrites{
+		{"BaseImage", countWrites(b, dyn.Resource(catalogv1.GroupVersion.WithResource("baseimages")).Namespace(ns))},
+		{"ImagePolicy", countWrites(b, dyn.Resource(catalogv1.GroupVersion.WithResource("imagepolicies")).Namespace(ns))},
 	}
 
 	if err := c.Create(ctx, &catalogv1.ImagePolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p"},
@@ -165,7 +166,7 @@ func (f *coldStartFixture) steadyFlux(b *testing.B, bin, kubeconfig string, sett
 	defer proc.stop()
 	dyn := f.dynamic(b)
 	repos, policies := dyn.Resource(imageRepositories).Namespace(ns), dyn.Resource(fluxImagePolicies).Namespace(ns)
-	writes := []*writeCount{countWrites(b, repos), countWrites(b, policies)}
+	writes := []kindWrites{{"ImageRepository", countWrites(b, repos)}, {"ImagePolicy", countWrites(b, policies)}}
 
 	interval := steadyInterval.String()
 	start := time.Now()
@@ -216,22 +217,28 @@ func (f *coldStartFixture) steadyFlux(b *testing.B, bin, kubeconfig string, sett
 // measureSteady waits settle, then counts what the controller does in the
 // namespace for window.
 func (f *coldStartFixture) measureSteady(b *testing.B, proc *controllerProcess, c client.Client, ns string,
-	writes []*writeCount, settle, window time.Duration) steadyResult {
+	writes []kindWrites, settle, window time.Duration) steadyResult {
 	b.Helper()
 	time.Sleep(settle)
-	sumWrites := func() int64 {
-		var n int64
-		for _, w := range writes {
-			n += w.Load()
+	loadWrites := func() []int64 {
+		n := make([]int64, len(writes))
+		for i, w := range writes {
+			n[i] = w.count.Load()
 		}
 		return n
 	}
 	f.reg.ResetCounts()
-	writes0, events0, requests0, cpu0 := sumWrites(), eventsByReason(b, c, ns), f.kinds.snapshot(), processCPU(b, proc.pid)
+	writes0, events0, requests0, cpu0 := loadWrites(), eventsByReason(b, c, ns), f.kinds.snapshot(), processCPU(b, proc.pid)
 	time.Sleep(window)
-	writes1, events1, requests1, cpu1 := sumWrites(), eventsByReason(b, c, ns), f.kinds.snapshot(), processCPU(b, proc.pid)
-	r := steadyResult{settle: settle, window: window, writes: writes1 - writes0, requests: requests1.minus(requests0), cpu: cpu1 - cpu0,
+	writes1, events1, requests1, cpu1 := loadWrites(), eventsByReason(b, c, ns), f.kinds.snapshot(), processCPU(b, proc.pid)
+	r := steadyResult{settle: settle, window: window, requests: requests1.minus(requests0), cpu: cpu1 - cpu0,
 		rss: processRSS(b, proc.pid)}
+	byKind := map[string]int64{}
+	for i, w := range writes {
+		byKind[w.kind] = writes1[i] - writes0[i]
+		r.writes += byKind[w.kind]
+	}
+	r.writeSummary = countSummary(byKind)
 	byReason := map[string]int64{}
 	for reason, n := range events1 {
 		if d := n - events0[reason]; d != 0 {
@@ -239,7 +246,7 @@ func (f *coldStartFixture) measureSteady(b *testing.B, proc *controllerProcess, 
 			r.events += d
 		}
 	}
-	r.eventSummary = reasonSummary(byReason)
+	r.eventSummary = countSummary(byReason)
 	r.minManifests = -1
 	for _, ref := range f.refs {
 		n := f.reg.ManifestRequests(strings.TrimPrefix(ref[:strings.LastIndex(ref, ":")], f.reg.Host+"/"))
@@ -275,7 +282,8 @@ func (f *coldStartFixture) printSteady(p, fl steadyResult, fluxName string) {
 	fmt.Printf("  %-28s %10.0f %10.0f   %s\n", "RSS at window end, MiB", float64(p.rss)/(1<<20), float64(fl.rss)/(1<<20),
 		ratio(float64(p.rss), float64(fl.rss)))
 	fmt.Printf("  %-28s %10.1f %10.1f\n", "cold start to all Ready, s", p.ready.Seconds(), fl.ready.Seconds())
-	fmt.Printf("\n  events in the window: plinth %s, Flux %s\n", p.eventSummary, fl.eventSummary)
+	fmt.Printf("\n  object writes in the window: plinth %s, Flux %s\n", p.writeSummary, fl.writeSummary)
+	fmt.Printf("  events in the window: plinth %s, Flux %s\n", p.eventSummary, fl.eventSummary)
 	fmt.Printf("  per entry and interval: plinth %.2f registry requests (%.2f manifest HEADs), Flux %.2f\n",
 		perEntry(p, p.requests.total()), perEntry(p, p.requests[kindManifestHead]), perEntry(fl, fl.requests.total()))
 	fmt.Printf("  manifest requests of one entry in the window: plinth %d to %d, Flux %d to %d\n\n",
@@ -335,6 +343,12 @@ func (f *coldStartFixture) namespace(b *testing.B, c client.Client, prefix strin
 		b.Fatal(err)
 	}
 	return ns
+}
+
+// kindWrites counts the writes to the objects of one kind.
+type kindWrites struct {
+	kind  string
+	count *writeCount
 }
 
 // countReady counts the objects whose Ready condition is True.
