@@ -29,6 +29,7 @@ import (
 // rescanInterval and Flux's interval.
 const steadyInterval = time.Minute
 
+// fluxImagePolicies is the resource of Flux's ImagePolicies.
 var fluxImagePolicies = schema.GroupVersionResource{Group: "image.toolkit.fluxcd.io", Version: "v1", Resource: "imagepolicies"}
 
 // BenchmarkSteadyStateFlux measures what a catalog costs once it is
@@ -375,6 +376,8 @@ const (
 	numRequestKinds
 )
 
+// requestKindNames names the kinds of registry request in the order they
+// are printed.
 var requestKindNames = []struct {
 	kind requestKind
 	name string
