@@ -67,6 +67,7 @@ type coldStartFixture struct {
 	env         *testenv.Environment
 	cfg         *rest.Config // the operator's: main's client-side limits
 	reg         *registrytest.Registry
+	kinds       *requestKinds // the registry's requests by kind
 	refs        []string
 	entries     int
 	digests     int
@@ -98,7 +99,8 @@ func newColdStartFixture(b *testing.B) *coldStartFixture {
 	// (controller-runtime's default) unless --kube-api-qps sets one.
 	f.cfg.QPS, f.cfg.Burst = float32(envInt(b, "PLINTH_BENCH_KUBE_QPS", -1)), envInt(b, "PLINTH_BENCH_KUBE_BURST", 0)
 
-	f.reg = registrytest.New(b)
+	f.kinds = &requestKinds{}
+	f.reg = registrytest.New(b, registrytest.WithMiddleware(f.kinds.count))
 	ctx := b.Context()
 	imgs := make([]v1.Image, f.digests)
 	for i := range imgs {

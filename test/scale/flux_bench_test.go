@@ -20,11 +20,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -178,6 +181,25 @@ func (f *coldStartFixture) runFlux(b *testing.B, bin, kubeconfig string) coldSta
 // that stops it (safe to call more than once).
 func startFlux(b *testing.B, bin, kubeconfig string) (stop func()) {
 	b.Helper()
+	return startController(b, bin, kubeconfig, func(health, dir string) []string {
+		return []string{"--metrics-addr=0", "--health-addr=" + health,
+			"--storage-path=" + filepath.Join(dir, "data"), "--log-level=error"}
+	}).stop
+}
+
+// controllerProcess is a controller running as a process of its own.
+type controllerProcess struct {
+	pid  int
+	log  string // its output
+	stop func() // safe to call more than once
+}
+
+// startController runs a controller binary against the control plane of
+// kubeconfig, with the flags args returns for a free loopback health
+// address (serving /readyz) and a private directory, and waits until it
+// reports ready.
+func startController(b *testing.B, bin, kubeconfig string, args func(health, dir string) []string) *controllerProcess {
+	b.Helper()
 	health := freePort(b)
 	dir := b.TempDir()
 	logPath := filepath.Join(dir, "controller.log")
@@ -186,9 +208,7 @@ func startFlux(b *testing.B, bin, kubeconfig string) (stop func()) {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin,
-		"--metrics-addr=0", "--health-addr="+health,
-		"--storage-path="+filepath.Join(dir, "data"), "--log-level=error")
+	cmd := exec.CommandContext(ctx, bin, args(health, dir)...)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "RUNTIME_NAMESPACE=") && !strings.HasPrefix(kv, "KUBECONFIG=") {
@@ -205,13 +225,15 @@ func startFlux(b *testing.B, bin, kubeconfig string) (stop func()) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait(); _ = logFile.Close() }()
 	var stopped atomic.Bool
-	stop = func() {
+	p := &controllerProcess{pid: cmd.Process.Pid, log: logPath}
+	p.stop = func() {
 		if stopped.Swap(true) {
 			return
 		}
 		cancel()
 		<-exited
 	}
+	b.Cleanup(p.stop)
 
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -225,11 +247,11 @@ func startFlux(b *testing.B, bin, kubeconfig string) (stop func()) {
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return stop
+				return p
 			}
 		}
 		if time.Now().After(deadline) {
-			stop()
+			p.stop()
 			b.Fatalf("%s not ready after a minute\n%s", bin, tail(logPath))
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -237,49 +259,98 @@ func startFlux(b *testing.B, bin, kubeconfig string) (stop func()) {
 }
 
 // countWrites counts the changes to the objects of a resource in a namespace
-// that a watch sees, creations aside, until the benchmark ends.
-func countWrites(b *testing.B, repos dynamic.ResourceInterface) *atomic.Int64 {
+// that a watch sees, creations aside, until the benchmark ends. The watch
+// resumes where it was when the API server closes it, as it does at times
+// under load; if it cannot, Load fails the benchmark rather than report a
+// short count.
+func countWrites(b *testing.B, objects dynamic.ResourceInterface) *writeCount {
 	b.Helper()
-	w, err := repos.Watch(b.Context(), metav1.ListOptions{})
+	ctx := b.Context()
+	list, err := objects.List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := watchtools.NewRetryWatcherWithContext(ctx, list.GetResourceVersion(), &cache.ListWatch{
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return objects.Watch(ctx, opts)
+		},
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(w.Stop)
-	var n atomic.Int64
+	c := &writeCount{b: b}
 	go func() {
 		for ev := range w.ResultChan() {
-			if ev.Type == watch.Modified {
-				n.Add(1)
+			switch ev.Type {
+			case watch.Modified:
+				c.n.Add(1)
+			case watch.Error:
+				msg := apierrors.FromObject(ev.Object).Error()
+				c.lost.Store(&msg)
 			}
 		}
 	}()
-	return &n
+	return c
+}
+
+// writeCount is the number of writes a watch saw.
+type writeCount struct {
+	b    *testing.B
+	n    atomic.Int64
+	lost atomic.Pointer[string] // why the watch ended, if it did
+}
+
+// Load returns the number of writes seen so far; it fails the benchmark if
+// the watch ended.
+func (c *writeCount) Load() int64 {
+	c.b.Helper()
+	if msg := c.lost.Load(); msg != nil {
+		c.b.Fatalf("counting object writes: the watch ended: %s", *msg)
+	}
+	return c.n.Load()
 }
 
 // countEvents counts the Kubernetes events recorded in a namespace, a
 // repeated event as often as it happened, and sums them by reason.
 func countEvents(b *testing.B, c client.Client, ns string) (int64, string) {
 	b.Helper()
+	byReason := eventsByReason(b, c, ns)
+	var total int64
+	for _, n := range byReason {
+		total += n
+	}
+	return total, countSummary(byReason)
+}
+
+// eventsByReason counts the Kubernetes events recorded in a namespace by
+// reason, a repeated event as often as it happened.
+func eventsByReason(b *testing.B, c client.Client, ns string) map[string]int64 {
+	b.Helper()
 	var list corev1.EventList
 	if err := c.List(b.Context(), &list, client.InNamespace(ns)); err != nil {
 		b.Fatal(err)
 	}
-	byReason := map[string]int{}
-	var total int64
+	byReason := map[string]int64{}
 	for _, ev := range list.Items {
-		n := max(int(ev.Count), 1)
+		n := max(int64(ev.Count), 1)
 		if ev.Series != nil {
-			n = max(n, int(ev.Series.Count))
+			n = max(n, int64(ev.Series.Count))
 		}
 		byReason[ev.Reason] += n
-		total += int64(n)
 	}
-	reasons := make([]string, 0, len(byReason))
-	for r, n := range byReason {
-		reasons = append(reasons, fmt.Sprintf("%s:%d", r, n))
+	return byReason
+}
+
+// countSummary formats counts by name, such as an event reason, sorted by
+// name.
+func countSummary(byName map[string]int64) string {
+	names := make([]string, 0, len(byName))
+	for name, n := range byName {
+		names = append(names, fmt.Sprintf("%s:%d", name, n))
 	}
-	sort.Strings(reasons)
-	return total, "map[" + strings.Join(reasons, " ") + "]"
+	sort.Strings(names)
+	return "map[" + strings.Join(names, " ") + "]"
 }
 
 // conditionTrue reports whether an unstructured object's status has the
