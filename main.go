@@ -321,7 +321,14 @@ func run(o options) error {
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 
 	ctrl.Log.WithName("setup").Info("Starting plinth", "scanning", o.scanning)
-	return mgr.Start(ctx)
+	err = mgr.Start(ctx)
+	if o.scanning {
+		// The manager has stopped its runnables: no scan runs any more.
+		if rerr := trivy.RemoveTempFiles(); rerr != nil {
+			ctrl.Log.WithName("setup").Error(rerr, "Removing the scans' temporary files")
+		}
+	}
+	return err
 }
 
 // setupPublicRoot configures where the public Sigstore trusted root comes
@@ -385,6 +392,9 @@ func setupScanning(mgr manager.Manager, o options, recorder events.EventRecorder
 	db, err := trivy.NewDBManager(dbo)
 	if err != nil {
 		return nil, fmt.Errorf("opening the vulnerability DB: %w", err)
+	}
+	if err := trivy.UseTempDir(filepath.Join(o.cacheDir, "tmp")); err != nil {
+		return nil, fmt.Errorf("preparing the scans' temporary directory under --cache-dir: %w", err)
 	}
 	scanner, err := trivy.NewScanner(trivy.Options{
 		DB:                db,

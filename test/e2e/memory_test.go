@@ -264,7 +264,50 @@ func scanLargeImages(tb testing.TB, operator string) *largeScanRun {
 			tb.Errorf("%s: the large logs are not counted as skipped by the secret scanner: %+v", names[i], h)
 		}
 	}
+
+	// Trivy copied the 104 MiB logs to temporary files while it read them:
+	// into a directory on the cache volume that the operator owns, not
+	// TMPDIR, and each went away with its analysis. Stopped, the operator
+	// removes its temporary directory.
+	scanTmp := filepath.Join(cacheDir, "tmp")
+	if files := filesUnder(tb, tmpDir); len(files) != 0 {
+		tb.Errorf("the scans left files in TMPDIR: %v", files)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(scanTmp, "trivy-*")); len(dirs) == 0 {
+		tb.Errorf("no temporary directory of the scans under %s: the large files were copied elsewhere", scanTmp)
+	}
+	if files := filesUnder(tb, scanTmp); len(files) != 0 {
+		tb.Errorf("temporary files left after both scans: %v", files)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		tb.Fatalf("the operator did not stop within 30s of SIGTERM\n%s", output())
+	}
+	if entries, err := os.ReadDir(scanTmp); err != nil || len(entries) != 0 {
+		tb.Errorf("the stopped operator left %d entries in %s (%v)", len(entries), scanTmp, err)
+	}
 	return run
+}
+
+// filesUnder lists the regular files under dir.
+func filesUnder(tb testing.TB, dir string) []string {
+	tb.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return files
 }
 
 // deploymentMemory reads the manager container of config/manager's
