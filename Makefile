@@ -165,12 +165,13 @@ playground: ## Build the local playground that `make run` starts.
 	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/plinth-playground ./hack/playground
 
 # One go build for both, so that their shared packages compile once and the
-# two links overlap.
+# two links overlap. The outputs stay in bin/.binaries, where go build finds
+# them up to date and links nothing the next time; bin/ gets hard links.
 .PHONY: binaries
 binaries: ## Build the operator and the playground.
 	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/.binaries/ . ./hack/playground
-	mv -f $(BIN)/.binaries/plinth $(BIN)/plinth
-	mv -f $(BIN)/.binaries/playground $(BIN)/plinth-playground
+	ln -f $(BIN)/.binaries/plinth $(BIN)/plinth
+	ln -f $(BIN)/.binaries/playground $(BIN)/plinth-playground
 
 .PHONY: docker-build
 docker-build: ## Build the container image.
