@@ -56,7 +56,8 @@ const DefaultReconcileTimeout = 15 * time.Minute
 type BaseImageReconciler struct {
 	client.Client
 
-	// APIReader reads Secrets and ServiceAccounts without caching them.
+	// APIReader reads Secrets and ServiceAccounts without caching them, and
+	// confirms that an ImagePolicy the cache lacks does not exist.
 	APIReader client.Reader
 	Registry  Registry
 	Recorder  events.EventRecorder

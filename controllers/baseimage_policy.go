@@ -21,7 +21,14 @@ import (
 func (r *BaseImageReconciler) checkPolicy(ctx context.Context, s *scope) {
 	bi := s.bi
 	var pol catalogv1.ImagePolicy
-	err := r.Get(ctx, types.NamespacedName{Namespace: bi.Namespace, Name: bi.Spec.PolicyRef.Name}, &pol)
+	key := types.NamespacedName{Namespace: bi.Namespace, Name: bi.Spec.PolicyRef.Name}
+	err := r.Get(ctx, key, &pol)
+	if apierrors.IsNotFound(err) && r.APIReader != nil {
+		// The cache may not have seen a policy created a moment ago (applied
+		// together with the entry): ask the API server before saying it
+		// does not exist.
+		err = r.APIReader.Get(ctx, key, &pol)
+	}
 	if apierrors.IsNotFound(err) {
 		// The policy's creation is watched.
 		s.stop = &problem{kind: stalled, reason: catalogv1.PolicyNotFoundReason,

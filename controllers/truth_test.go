@@ -12,11 +12,13 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
@@ -397,4 +399,42 @@ func TestWithoutScanningNoVulnerabilityFiguresRemain(t *testing.T) {
 	g.Expect(bi.Status.ScannedDigest).To(BeEmpty())
 	g.Expect(bi.Status.VulnDBVersion).To(BeEmpty())
 	g.Expect(condition(g, key, catalogv1.ScannedCondition)).To(BeNil())
+}
+
+// A policy that the reconciler's cache has not seen yet, created a moment
+// before the entry (both applied together), exists: the reconciler asks the
+// API server before it says PolicyNotFound. A policy that really is missing
+// is still reported missing.
+func TestAPolicyTheCacheHasNotSeenIsNotCalledMissing(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createPolicy(t, ns, "p", catalogv1.ImagePolicySpec{})
+	// The cache lags: it has seen no ImagePolicy.
+	lagging := interceptor.NewClient(withoutWatch{k8sClient}, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, ok := obj.(*catalogv1.ImagePolicy); ok {
+				return apierrors.NewNotFound(catalogv1.GroupVersion.WithResource("imagepolicies").GroupResource(), key.Name)
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	r := &BaseImageReconciler{Client: lagging, APIReader: apiReader}
+	entry := func(policy string) *scope {
+		return &scope{bi: &catalogv1.BaseImage{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "alpine"},
+			Spec: catalogv1.BaseImageSpec{Image: "registry.example.com/base/alpine:3.22",
+				PolicyRef: catalogv1.LocalObjectReference{Name: policy}},
+		}}
+	}
+
+	s := entry("p")
+	r.checkPolicy(context.Background(), s)
+	g.Expect(s.stop).To(BeNil())
+	g.Expect(s.policy).NotTo(BeNil())
+	g.Expect(s.policy.Name).To(Equal("p"))
+
+	s = entry("missing")
+	r.checkPolicy(context.Background(), s)
+	g.Expect(s.stop).NotTo(BeNil())
+	g.Expect(s.stop.reason).To(Equal(catalogv1.PolicyNotFoundReason))
 }
