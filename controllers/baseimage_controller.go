@@ -91,6 +91,9 @@ type BaseImageReconciler struct {
 	// ReconcileTimeout bounds one reconcile; default
 	// DefaultReconcileTimeout.
 	ReconcileTimeout time.Duration
+
+	// keys holds the catalog keys parsed from their Secrets.
+	keys keyCache
 }
 
 // +kubebuilder:rbac:groups=catalog.plinth.dev,resources=baseimages,verbs=get;list;watch

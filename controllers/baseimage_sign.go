@@ -175,7 +175,8 @@ type signingKeyError struct{ msg string }
 
 func (e *signingKeyError) Error() string { return e.msg }
 
-// signingKey loads the catalog key from its Secret, read without caching.
+// signingKey loads the catalog key from its Secret, read without caching;
+// the key it holds is parsed once per content of the Secret.
 func (r *BaseImageReconciler) signingKey(ctx context.Context, ns, secret string) (*sign.Key, error) {
 	var sec corev1.Secret
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: secret}, &sec)
@@ -185,7 +186,7 @@ func (r *BaseImageReconciler) signingKey(ctx context.Context, ns, secret string)
 	if err != nil {
 		return nil, err
 	}
-	key, err := sign.LoadKey(sec.Data, nil)
+	key, err := r.keys.load(sec.Data)
 	if err != nil {
 		return nil, &signingKeyError{fmt.Sprintf("the signing key Secret %q: %v", secret, err)}
 	}
