@@ -306,6 +306,18 @@ func (o *operator) createSigningPolicy(secret string) {
 	})).To(Succeed())
 }
 
+// waitPolicyJudged waits until the policy reconciler has set the policy's
+// Ready condition. Entries created before that are reconciled again when
+// it appears (the policy's readiness is watched).
+func (o *operator) waitPolicyJudged() {
+	o.t.Helper()
+	NewWithT(o.t).Eventually(func(g Gomega) {
+		var p catalogv1.ImagePolicy
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: o.ns, Name: "p"}, &p)).To(Succeed())
+		g.Expect(apimeta.FindStatusCondition(p.Status.Conditions, catalogv1.ReadyCondition)).NotTo(BeNil())
+	}, timeout, 50*time.Millisecond).Should(Succeed())
+}
+
 func (o *operator) createBaseImage(name, image string) {
 	o.t.Helper()
 	NewWithT(o.t).Expect(k8sClient.Create(context.Background(), &catalogv1.BaseImage{

@@ -283,6 +283,9 @@ func TestSigningFailuresAreReportedWithoutAHotLoop(t *testing.T) {
 		key := newCosignKey(t, "s3cret")
 		o.putSecret(keySecret, key.data)
 		o.createSigningPolicy(keySecret)
+		// Else the policy turning Ready may reconcile the entry once more
+		// after its failure, pushing again, inside the window below.
+		o.waitPolicyJudged()
 		d := o.pushAlpine("base/alpine:3.22", "1.2.5-r1", "1.3.1-r2")
 		o.denySignatures.Store(true)
 		o.createBaseImage("alpine", o.reg.Host+"/base/alpine:3.22")
