@@ -174,13 +174,7 @@ func (f *coldStartFixture) runPlinth(b *testing.B) coldStartResult {
 	writes := countWrites(b, dyn.Resource(catalogv1.GroupVersion.WithResource("baseimages")).Namespace(ns))
 	f.reg.ResetCounts()
 	start := time.Now()
-	for i, ref := range f.refs {
-		bi := &catalogv1.BaseImage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("app-%04d", i)},
-			Spec: catalogv1.BaseImageSpec{Image: catalogv1.ImageReference(ref), PolicyRef: catalogv1.LocalObjectReference{Name: "p"}}}
-		if err := c.Create(ctx, bi); err != nil {
-			b.Fatal(err)
-		}
-	}
+	f.createBaseImages(b, c, ns)
 	r := coldStartResult{created: time.Since(start)}
 	r.ready = f.waitReady(b, start, func() (int, error) {
 		var list catalogv1.BaseImageList
@@ -339,4 +333,17 @@ func envInt(b *testing.B, key string, def int) int {
 		b.Fatalf("%s: %v", key, err)
 	}
 	return n
+}
+
+// createBaseImages creates a BaseImage for every entry in ns, under the
+// policy "p".
+func (f *coldStartFixture) createBaseImages(b *testing.B, c client.Client, ns string) {
+	b.Helper()
+	for i, ref := range f.refs {
+		bi := &catalogv1.BaseImage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("app-%04d", i)},
+			Spec: catalogv1.BaseImageSpec{Image: catalogv1.ImageReference(ref), PolicyRef: catalogv1.LocalObjectReference{Name: "p"}}}
+		if err := c.Create(b.Context(), bi); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -55,23 +55,7 @@ func BenchmarkColdStartFlux(b *testing.B) {
 	if _, err := os.Stat(bin); err != nil {
 		b.Skipf("PLINTH_FLUX_IRC: %v: build it with `make flux-irc`", err)
 	}
-	crds, err := fluxCRDs()
-	if err != nil {
-		b.Fatal(err)
-	}
-
-	f := newColdStartFixture(b)
-	if _, err := envtest.InstallCRDs(f.env.Config, envtest.CRDInstallOptions{Paths: []string{crds}, ErrorIfPathMissing: true}); err != nil {
-		b.Fatalf("installing Flux's CRDs from %s: %v", crds, err)
-	}
-	kubeconfig, err := f.env.KubeConfig()
-	if err != nil {
-		b.Fatal(err)
-	}
-	kubeconfigPath := filepath.Join(b.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
-		b.Fatal(err)
-	}
+	f, kubeconfigPath := newFluxFixture(b)
 
 	for b.Loop() {
 		p := f.runPlinth(b)
@@ -89,6 +73,22 @@ func BenchmarkColdStartFlux(b *testing.B) {
 		fmt.Printf("  registry requests:      %6.2f per entry (%s)\n", f.perEntry(fl.requests), fl.requestKinds)
 		fmt.Printf("  time to all Ready, Flux ÷ plinth: %.2f\n\n", ratio)
 	}
+}
+
+// newFluxFixture is a cold start fixture whose control plane also serves
+// Flux's CRDs, with the path of an admin kubeconfig for the controllers
+// the benchmark runs as processes.
+func newFluxFixture(b *testing.B) (*coldStartFixture, string) {
+	b.Helper()
+	crds, err := fluxCRDs()
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := newColdStartFixture(b)
+	if _, err := envtest.InstallCRDs(f.env.Config, envtest.CRDInstallOptions{Paths: []string{crds}, ErrorIfPathMissing: true}); err != nil {
+		b.Fatalf("installing Flux's CRDs from %s: %v", crds, err)
+	}
+	return f, f.writeKubeConfig(b)
 }
 
 // fluxCRDs returns the directory of the CRDs that ship with the

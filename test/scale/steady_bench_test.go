@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	catalogv1 "github.com/plinth-dev/plinth/api/v1alpha1"
 	"github.com/plinth-dev/plinth/test/testenv"
@@ -63,16 +62,7 @@ func BenchmarkSteadyStateFlux(b *testing.B) {
 	}
 	window := envDuration(b, "PLINTH_BENCH_WINDOW", 2*steadyInterval)
 	settle := envDuration(b, "PLINTH_BENCH_SETTLE", 15*time.Second)
-	crds, err := fluxCRDs()
-	if err != nil {
-		b.Fatal(err)
-	}
-
-	f := newColdStartFixture(b)
-	if _, err := envtest.InstallCRDs(f.env.Config, envtest.CRDInstallOptions{Paths: []string{crds}, ErrorIfPathMissing: true}); err != nil {
-		b.Fatalf("installing Flux's CRDs from %s: %v", crds, err)
-	}
-	kubeconfig := f.writeKubeConfig(b)
+	f, kubeconfig := newFluxFixture(b)
 
 	for b.Loop() {
 		p := f.steadyPlinth(b, plinthBin, kubeconfig, settle, window)
@@ -133,13 +123,7 @@ func (f *coldStartFixture) steadyPlinth(b *testing.B, bin, kubeconfig string, se
 		b.Fatal(err)
 	}
 	start := time.Now()
-	for i, ref := range f.refs {
-		bi := &catalogv1.BaseImage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("app-%04d", i)},
-			Spec: catalogv1.BaseImageSpec{Image: catalogv1.ImageReference(ref), PolicyRef: catalogv1.LocalObjectReference{Name: "p"}}}
-		if err := c.Create(ctx, bi); err != nil {
-			b.Fatal(err)
-		}
-	}
+	f.createBaseImages(b, c, ns)
 	ready := f.waitReady(b, start, func() (int, error) {
 		list, err := dyn.Resource(catalogv1.GroupVersion.WithResource("baseimages")).Namespace(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
