@@ -159,14 +159,17 @@ func TestRetryAfterHoldsEveryRequestToTheHost(t *testing.T) {
 		}
 		_ = resp.Body.Close()
 	}
-	// One request is throttled; three more start while the host's pause
-	// runs.
+	// One request is throttled; three more start once the client has
+	// the 429, while the host's pause runs (requests sent before the 429
+	// came back could not have been held).
+	u, _ := url.Parse(srv.URL)
+	lim := tr.limiters.get(u.Host)
 	var wg sync.WaitGroup
 	wg.Go(get)
 	for {
-		mu.Lock()
-		throttled := !first
-		mu.Unlock()
+		lim.mu.Lock()
+		throttled := !lim.pausedUntil.IsZero()
+		lim.mu.Unlock()
 		if throttled {
 			break
 		}
@@ -187,8 +190,7 @@ func TestRetryAfterHoldsEveryRequestToTheHost(t *testing.T) {
 			t.Errorf("a request reached the host %v after its Retry-After: 1", d)
 		}
 	}
-	u, _ := url.Parse(srv.URL)
-	if got := tr.limiters.get(u.Host).limit(); got != 500 {
+	if got := lim.limit(); got != 500 {
 		t.Errorf("rate after a 429: %v, want 500", got)
 	}
 }
