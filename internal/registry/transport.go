@@ -157,14 +157,18 @@ func (t *politeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("waiting for the rate limiter: %w", err)
 		}
 		resp, err := t.once(req, attempt)
+		// The server's Retry-After, capped, when it gave a valid one.
 		var pause time.Duration
-		if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		var paused bool
+		if err == nil {
 			if ra, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-				pause = min(ra, t.maxRetryAfter)
+				pause, paused = min(ra, t.maxRetryAfter), true
 			}
-			lim.throttled(time.Now(), pause)
-		} else if err == nil {
-			lim.answered(time.Now())
+			if resp.StatusCode == http.StatusTooManyRequests {
+				lim.throttled(time.Now(), pause)
+			} else {
+				lim.answered(time.Now())
+			}
 		}
 		if errors.Is(err, errManifestTooLarge) {
 			// The same manifest would be refused again.
@@ -183,8 +187,8 @@ func (t *politeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		wait := t.backoffFor(attempt)
 		if err == nil {
-			if ra, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-				wait = min(ra, t.maxRetryAfter)
+			if paused {
+				wait = pause
 			}
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			_ = resp.Body.Close()
