@@ -71,10 +71,13 @@ func (r *BaseImageReconciler) signApproved(ctx context.Context, s *scope) {
 		s.signFailed(err, s.interval)
 		return
 	}
+	// sameApproval: the recorded signature approves this digest, with this
+	// key, DB and policy generation; only its validity may be renewed.
+	prev := st.Signature
+	sameApproval := prev != nil && prev.Digest == ad && prev.KeyFingerprint == key.Fingerprint() &&
+		prev.VulnDBVersion == report.DBVersion && prev.PolicyGeneration == s.policy.Generation
 	validUntil := s.now.Add(s.interval + sp.ValidityGraceOrDefault())
-	if prev := st.Signature; prev != nil && prev.Digest == ad && prev.KeyFingerprint == key.Fingerprint() &&
-		prev.VulnDBVersion == report.DBVersion && prev.PolicyGeneration == s.policy.Generation &&
-		prev.ValidUntil.Sub(s.now) > s.interval {
+	if sameApproval && prev.ValidUntil.Sub(s.now) > s.interval {
 		validUntil = prev.ValidUntil.Time
 	}
 	pub := sign.Publication{
@@ -97,9 +100,7 @@ func (r *BaseImageReconciler) signApproved(ctx context.Context, s *scope) {
 	if sp.TransparencyLog != nil {
 		pub.TransparencyLog = sp.TransparencyLog.URL
 	}
-	if prev := st.Signature; prev == nil || prev.Digest != ad || prev.KeyFingerprint != key.Fingerprint() ||
-		!prev.ValidUntil.Time.Equal(validUntil.UTC().Truncate(time.Second)) || prev.VulnDBVersion != report.DBVersion ||
-		prev.PolicyGeneration != s.policy.Generation {
+	if !sameApproval || !prev.ValidUntil.Time.Equal(validUntil.UTC().Truncate(time.Second)) {
 		// A new signature or approval goes out only from the current
 		// status: one computed from a stale cached copy would push what the
 		// status write then refuses, and leave the registry ahead of it.
