@@ -236,7 +236,7 @@ func TestResultCacheBoundsMemoryNotDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := c.lru.Len(); n != 2 {
+	if n := c.reports.len(); n != 2 {
 		t.Errorf("%d reports in memory, want 2", n)
 	}
 	// A report on disk takes its SBOM from its digest's analysis.
@@ -271,7 +271,7 @@ func TestResultCacheBoundsMemoryNotDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := small.lru.Len(); n != 1 {
+	if n := small.reports.len(); n != 1 {
 		t.Errorf("%d reports of ~650 bytes in a 1000-byte memory cache, want 1", n)
 	}
 }

@@ -1,7 +1,6 @@
 package trivy
 
 import (
-	"container/list"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -33,17 +32,12 @@ type resultCache struct {
 	maxBytes int64
 	current  func() string // the DB version in use
 
-	mu    sync.Mutex
-	lru   *list.List // of *memEntry, most recent first
-	byKey map[string]*list.Element
-	bytes int64 // approximate size of the reports in memory
-
+	mu      sync.Mutex
+	reports *memLRU[*scan.Report]
 	// Analyses of digests, which hold for every DB version: the most
 	// recent in memory, bounded like the reports, and on disk, within the
 	// reports' bound.
-	alru   *list.List // of *analysisEntry, most recent first
-	aByKey map[string]*list.Element
-	aBytes int64
+	analyses *memLRU[*analysis]
 
 	// diskMu serialises changes to the files, and guards what follows.
 	diskMu    sync.Mutex
@@ -51,16 +45,6 @@ type resultCache struct {
 	diskMax   int64  // <= 0: unbounded
 	diskBytes int64
 	files     map[string]diskEntry // path → entry, of version's directory
-}
-
-type memEntry struct {
-	key    string
-	report *scan.Report
-}
-
-type analysisEntry struct {
-	key      string
-	analysis *analysis
 }
 
 type diskEntry struct {
@@ -73,8 +57,9 @@ func newResultCache(dir string, maxMem int, maxBytes int64, current func() strin
 		return nil, err
 	}
 	return &resultCache{dir: dir, maxMem: maxMem, maxBytes: maxBytes, current: current,
-		lru: list.New(), byKey: map[string]*list.Element{}, files: map[string]diskEntry{},
-		alru: list.New(), aByKey: map[string]*list.Element{}}, nil
+		reports:  newMemLRU(maxMem, maxBytes, reportSize),
+		analyses: newMemLRU(maxMem, maxBytes, analysisSize),
+		files:    map[string]diskEntry{}}, nil
 }
 
 // analysisDir holds the analyses, apart from the reports of each DB
@@ -96,23 +81,21 @@ func (c *resultCache) analysisPath(key string) string {
 // do not change it.
 func (c *resultCache) getAnalysis(key string) (*analysis, bool) {
 	c.mu.Lock()
-	if el, ok := c.aByKey[key]; ok {
-		c.alru.MoveToFront(el)
-		a := el.Value.(*analysisEntry).analysis
-		c.mu.Unlock()
+	a, ok := c.analyses.get(key)
+	c.mu.Unlock()
+	if ok {
 		return a, true
 	}
-	c.mu.Unlock()
 	b, err := os.ReadFile(c.analysisPath(key))
 	if err != nil {
 		return nil, false
 	}
-	var a analysis
-	if err := json.Unmarshal(b, &a); err != nil || len(a.Platforms) == 0 {
+	a = &analysis{}
+	if err := json.Unmarshal(b, a); err != nil || len(a.Platforms) == 0 {
 		return nil, false
 	}
-	c.rememberAnalysis(key, &a)
-	return &a, true
+	c.rememberAnalysis(key, a)
+	return a, true
 }
 
 // putAnalysis stores a, in memory and on disk.
@@ -137,22 +120,7 @@ func (c *resultCache) putAnalysis(key string, a *analysis) error {
 func (c *resultCache) rememberAnalysis(key string, a *analysis) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.aByKey[key]; ok {
-		e := el.Value.(*analysisEntry)
-		c.aBytes += analysisSize(a) - analysisSize(e.analysis)
-		e.analysis = a
-		c.alru.MoveToFront(el)
-	} else {
-		c.aByKey[key] = c.alru.PushFront(&analysisEntry{key: key, analysis: a})
-		c.aBytes += analysisSize(a)
-	}
-	for c.alru.Len() > 1 && (c.alru.Len() > c.maxMem || c.aBytes > c.maxBytes) {
-		el := c.alru.Back()
-		e := el.Value.(*analysisEntry)
-		c.alru.Remove(el)
-		delete(c.aByKey, e.key)
-		c.aBytes -= analysisSize(e.analysis)
-	}
+	c.analyses.put(key, a)
 }
 
 // reportSize approximates the memory a report holds.
@@ -186,13 +154,11 @@ func (c *resultCache) path(key, dbVersion string) string {
 // once for every DB version, under akey.
 func (c *resultCache) get(key, akey, dbVersion string) (*scan.Report, bool, bool) {
 	c.mu.Lock()
-	if el, ok := c.byKey[key]; ok {
-		c.lru.MoveToFront(el)
-		r := el.Value.(*memEntry).report
-		c.mu.Unlock()
-		return cloneReport(r), false, true
-	}
+	mem, ok := c.reports.get(key)
 	c.mu.Unlock()
+	if ok {
+		return cloneReport(mem), false, true
+	}
 
 	b, err := os.ReadFile(c.path(key, dbVersion))
 	if err != nil {
@@ -323,38 +289,13 @@ func (c *resultCache) pruneLocked() {
 func (c *resultCache) remember(key string, r *scan.Report) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.byKey[key]; ok {
-		e := el.Value.(*memEntry)
-		c.bytes += reportSize(r) - reportSize(e.report)
-		e.report = r
-		c.lru.MoveToFront(el)
-	} else {
-		c.byKey[key] = c.lru.PushFront(&memEntry{key: key, report: r})
-		c.bytes += reportSize(r)
-	}
-	for c.lru.Len() > 1 && (c.lru.Len() > c.maxMem || c.bytes > c.maxBytes) {
-		c.removeLocked(c.lru.Back())
-	}
-}
-
-func (c *resultCache) removeLocked(el *list.Element) {
-	e := el.Value.(*memEntry)
-	c.lru.Remove(el)
-	delete(c.byKey, e.key)
-	c.bytes -= reportSize(e.report)
+	c.reports.put(key, r)
 }
 
 // dropOtherVersions forgets reports made under DB versions other than v.
 func (c *resultCache) dropOtherVersions(v string) {
 	c.mu.Lock()
-	for el := c.lru.Front(); el != nil; {
-		next := el.Next()
-		e := el.Value.(*memEntry)
-		if e.report.DBVersion != v {
-			c.removeLocked(el)
-		}
-		el = next
-	}
+	c.reports.removeIf(func(r *scan.Report) bool { return r.DBVersion != v })
 	c.mu.Unlock()
 	keep := versionDir(v)
 	des, err := os.ReadDir(c.dir)

@@ -287,7 +287,7 @@ func (s *Scanner) Cached(req scan.Request) (*scan.Report, bool) {
 	if err != nil {
 		return nil, false
 	}
-	r, _, ok := s.results.get(cacheKey(req.Image.DigestStr(), filter, version), analysisKey(req.Image.DigestStr(), filter), version)
+	r, _, ok := s.lookup(req.Image.DigestStr(), filter, version)
 	return r, ok
 }
 
@@ -307,7 +307,7 @@ func (s *Scanner) Scan(ctx context.Context, req scan.Request) (*scan.Report, err
 		return nil, scan.ErrDBUnavailable
 	}
 	digest := req.Image.DigestStr()
-	if r, fromDisk, ok := s.results.get(cacheKey(digest, filter, version), analysisKey(digest, filter), version); ok {
+	if r, fromDisk, ok := s.lookup(digest, filter, version); ok {
 		s.hits.Add(1)
 		if fromDisk {
 			s.diskHits.Add(1)
@@ -346,7 +346,7 @@ func (s *Scanner) run(ctx context.Context, req scan.Request, filter []string) (*
 	// A scan of the digest that ended while this one waited for its slot
 	// answers it.
 	if version := s.db.Version(); version != "" {
-		if r, _, ok := s.results.get(cacheKey(req.Image.DigestStr(), filter, version), analysisKey(req.Image.DigestStr(), filter), version); ok {
+		if r, _, ok := s.lookup(req.Image.DigestStr(), filter, version); ok {
 			s.shared.Add(1)
 			return r, nil
 		}
@@ -354,6 +354,12 @@ func (s *Scanner) run(ctx context.Context, req scan.Request, filter []string) (*
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	return s.scan(ctx, req, filter)
+}
+
+// lookup returns the stored report of digest under the platform filter
+// and DB version, and whether it was read from disk.
+func (s *Scanner) lookup(digest string, filter []string, version string) (*scan.Report, bool, bool) {
+	return s.results.get(cacheKey(digest, filter, version), analysisKey(digest, filter), version)
 }
 
 func (s *Scanner) scan(ctx context.Context, req scan.Request, filter []string) (*scan.Report, error) {
