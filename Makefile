@@ -73,6 +73,7 @@ vet: ## go vet.
 verify: manifests generate bundle ## Fail when generated files differ from the committed ones, or Go files are not gofmt'ed.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "not gofmt'ed"; exit 1; }
 	go mod tidy
+	hack/check-shared-modules.sh
 	git diff --exit-code -- . ':(exclude)bin'
 	@test -z "$$(git status --porcelain --untracked-files=all -- api config bundle bundle.Dockerfile go.mod go.sum)" || { git status --porcelain --untracked-files=all -- api config bundle bundle.Dockerfile; echo "untracked generated files"; exit 1; }
 
@@ -86,7 +87,8 @@ envtest: ## Build the test control plane (etcd, kube-apiserver) unless KUBEBUILD
 
 .PHONY: test
 test: ## Run every test against a real API server.
-	$(MAKE) --no-print-directory -j4 envtest binaries trivy-cli cosign-cli
+	$(MAKE) --no-print-directory envtest
+	$(MAKE) --no-print-directory -j3 binaries trivy-cli cosign-cli
 	PLINTH_BINARY=$(BIN)/plinth PLINTH_PLAYGROUND_BINARY=$(BIN)/plinth-playground PLINTH_TRIVY_CLI=$(TRIVY_CLI) \
 		PLINTH_COSIGN_CLI=$(COSIGN_CLI) \
 		go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
@@ -142,12 +144,13 @@ bench: build trivy-cli flux-irc envtest ## Print benchmarks: scans against the t
 CLUSTER ?=
 RUN_ON_CLUSTER := $(filter-out 0 false no,$(CLUSTER))
 
-# The control plane and the binaries build at the same time: on a machine
-# with few cores, one build's single-threaded link overlaps the other's
-# compiling.
+# The control plane builds before the binaries, not beside them: they
+# share most of the Kubernetes packages, which then compile once (see
+# hack/envtest/build.sh), and each go build keeps every core busy.
 .PHONY: run
 run: ## Run the operator on a local playground; CLUSTER=1 runs it against KUBECONFIG's cluster instead.
-	$(MAKE) --no-print-directory -j2 $(if $(RUN_ON_CLUSTER),,envtest) binaries
+	$(if $(RUN_ON_CLUSTER),,$(MAKE) --no-print-directory envtest)
+	$(MAKE) --no-print-directory binaries
 	$(BIN)/plinth-playground $(if $(RUN_ON_CLUSTER),-cluster)
 
 .PHONY: test-install
