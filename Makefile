@@ -6,12 +6,26 @@ SHELL := /usr/bin/env bash -o pipefail
 # Trivy (linked by the operator binary) needs encoding/json/v2.
 export GOEXPERIMENT := jsonv2
 
-# Every build and test leaves out the gRPC transport of Google Cloud
-# Storage's client (its documented disable_grpc_modules tag). Trivy links
-# the client, through go-getter; plinth never uses it, and its gRPC
-# transport brought about 130 packages, mostly Envoy's generated API, into
-# every first build.
-export GOFLAGS := $(strip $(shell go env GOFLAGS) -tags=disable_grpc_modules)
+# Settings of every build and test, chosen for the time a first build
+# takes on a small machine; build caches are kept apart by them, so the
+# binaries, the control plane and the tests share what they compile only
+# when all use the same:
+# - the disable_grpc_modules tag leaves out the gRPC transport of Google
+#   Cloud Storage's client (its documented opt-out). Trivy links the client,
+#   through go-getter; plinth never uses it, and its gRPC transport brought
+#   about 130 packages, mostly Envoy's generated API.
+# - -dwarf=false: the compiler writes no debugger information. Local
+#   binaries dropped it at link time anyway (-ldflags -w); stack traces,
+#   profiles and race reports do not need it. A debugger (dlv) builds with
+#   its own flags.
+# - CGO_ENABLED=0, as the container image is built: no C compiler is
+#   needed, and the C sources of a zstd library Trivy links are not
+#   compiled. `go test -race` needs cgo: make test CGO_ENABLED=1
+#   GO_TEST_FLAGS=-race.
+BUILD_FLAGS := -tags=disable_grpc_modules -gcflags=all=-dwarf=false
+export GOFLAGS := $(strip $(filter-out $(BUILD_FLAGS),$(shell go env GOFLAGS)) $(BUILD_FLAGS))
+CGO_ENABLED ?= 0
+export CGO_ENABLED
 
 BIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(BIN)/controller-gen
@@ -92,9 +106,15 @@ envtest: ## Build the test control plane (etcd, kube-apiserver) unless KUBEBUILD
 		hack/envtest/build.sh "$(KUBEBUILDER_ASSETS)"; \
 	fi
 
+# Downloads the modules of the binaries: go list loads them and compiles
+# nothing.
+.PHONY: modules
+modules:
+	go list -deps . ./hack/playground >/dev/null
+
 .PHONY: test
 test: ## Run every test against a real API server.
-	$(MAKE) --no-print-directory envtest
+	$(MAKE) --no-print-directory -j2 envtest modules
 	$(MAKE) --no-print-directory -j3 binaries trivy-cli cosign-cli
 	PLINTH_BINARY=$(BIN)/plinth PLINTH_PLAYGROUND_BINARY=$(BIN)/plinth-playground PLINTH_TRIVY_CLI=$(TRIVY_CLI) \
 		PLINTH_COSIGN_CLI=$(COSIGN_CLI) \
@@ -153,10 +173,11 @@ RUN_ON_CLUSTER := $(filter-out 0 false no,$(CLUSTER))
 
 # The control plane builds before the binaries, not beside them: they
 # share most of the Kubernetes packages, which then compile once (see
-# hack/envtest/build.sh), and each go build keeps every core busy.
+# hack/envtest/build.sh), and each go build keeps every core busy. The
+# binaries' modules download meanwhile.
 .PHONY: run
 run: ## Run the operator on a local playground; CLUSTER=1 runs it against KUBECONFIG's cluster instead.
-	$(if $(RUN_ON_CLUSTER),,$(MAKE) --no-print-directory envtest)
+	$(MAKE) --no-print-directory -j2 $(if $(RUN_ON_CLUSTER),,envtest) modules
 	$(MAKE) --no-print-directory binaries
 	$(BIN)/plinth-playground $(if $(RUN_ON_CLUSTER),-cluster)
 
