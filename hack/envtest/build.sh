@@ -2,13 +2,14 @@
 # Builds the test control plane (etcd and kube-apiserver) from the Go module
 # proxy into $1 (default bin/k8s/<version>), once: an existing build is kept.
 #
-# Both build with the operator's settings (Makefile `binaries`):
-# GOEXPERIMENT=jsonv2, cgo at Go's default, no -trimpath. With those, and
-# the module versions hack/check-shared-modules.sh keeps aligned, the
-# standard library and the roughly 850 Kubernetes and other packages that
-# kube-apiserver shares with the operator compile once for all of them. The
-# two build one after the other: go build already keeps every core busy, and
-# two builds side by side would compile the shared packages twice.
+# Both build with the operator's settings (Makefile `binaries`): no
+# -trimpath, and GOEXPERIMENT, GOFLAGS and CGO_ENABLED as the Makefile
+# exports them. With those, and the module versions
+# hack/check-shared-modules.sh keeps aligned, the standard library and the
+# roughly 850 Kubernetes and other packages that kube-apiserver and etcd
+# share with the operator compile once for all of them. The two build one
+# after the other: go build already keeps every core busy, and two builds
+# side by side would compile the shared packages twice.
 set -euo pipefail
 export GOEXPERIMENT=jsonv2
 here=$(cd "$(dirname "$0")" && pwd)
