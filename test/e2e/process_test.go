@@ -38,7 +38,9 @@ type playgroundProcess struct {
 }
 
 // startPlayground runs the playground binary with args and the environment
-// variables env added to the test's. It is killed when the test ends.
+// variables env added to the test's. When the test ends it is interrupted,
+// as a user stops it, and killed only if it has not stopped 30 s later: a
+// killed playground leaves its control plane running.
 func startPlayground(t *testing.T, playground string, env []string, args ...string) *playgroundProcess {
 	t.Helper()
 	p := &playgroundProcess{cmd: exec.Command(playground, args...), output: &syncBuffer{}, done: make(chan struct{})}
@@ -56,7 +58,13 @@ func startPlayground(t *testing.T, playground string, env []string, args ...stri
 	t.Cleanup(func() {
 		select {
 		case <-p.done:
+			return
 		default:
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
