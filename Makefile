@@ -45,6 +45,8 @@ ENVTEST_K8S_VERSION ?= 1.37.2
 ENVTEST_ETCD_VERSION ?= 3.6.16
 ENVTEST_DIR ?= $(BIN)/k8s/$(ENVTEST_K8S_VERSION)-etcd$(ENVTEST_ETCD_VERSION)
 KUBEBUILDER_ASSETS ?= $(ENVTEST_DIR)
+# Non-empty when KUBEBUILDER_ASSETS holds both binaries.
+ENVTEST_BUILT = $(shell [ -x "$(KUBEBUILDER_ASSETS)/kube-apiserver" ] && [ -x "$(KUBEBUILDER_ASSETS)/etcd" ] && echo yes)
 export KUBEBUILDER_ASSETS
 
 TRIVY_VERSION ?= $(shell awk '$$1 == "require" && $$2 == "github.com/aquasecurity/trivy" {print $$3}' hack/trivy-cli/go.mod)
@@ -100,21 +102,22 @@ verify: manifests generate bundle ## Fail when generated files differ from the c
 
 .PHONY: envtest
 envtest: ## Build the test control plane (etcd, kube-apiserver) unless KUBEBUILDER_ASSETS has them.
-	@if [ -x "$(KUBEBUILDER_ASSETS)/kube-apiserver" ] && [ -x "$(KUBEBUILDER_ASSETS)/etcd" ]; then \
-		echo "test control plane: $(KUBEBUILDER_ASSETS)"; \
-	else \
-		hack/envtest/build.sh "$(KUBEBUILDER_ASSETS)"; \
-	fi
+	$(if $(ENVTEST_BUILT),@echo "test control plane: $(KUBEBUILDER_ASSETS)",hack/envtest/build.sh "$(KUBEBUILDER_ASSETS)")
+
+# The packages of the binaries (the operator and the playground).
+BINARY_PKGS := . ./hack/playground
 
 # Downloads the modules of the binaries: go list loads them and compiles
-# nothing.
+# nothing. It runs beside a build of the control plane, whose compiling
+# then fills the time the downloads wait; with nothing to build beside, it
+# would only add its own time.
 .PHONY: modules
 modules:
-	go list -deps . ./hack/playground >/dev/null
+	go list -deps $(BINARY_PKGS) >/dev/null
 
 .PHONY: test
 test: ## Run every test against a real API server.
-	$(MAKE) --no-print-directory -j2 envtest modules
+	$(MAKE) --no-print-directory -j2 envtest $(if $(ENVTEST_BUILT),,modules)
 	$(MAKE) --no-print-directory -j3 binaries trivy-cli cosign-cli
 	PLINTH_BINARY=$(BIN)/plinth PLINTH_PLAYGROUND_BINARY=$(BIN)/plinth-playground PLINTH_TRIVY_CLI=$(TRIVY_CLI) \
 		PLINTH_COSIGN_CLI=$(COSIGN_CLI) \
@@ -174,10 +177,10 @@ RUN_ON_CLUSTER := $(filter-out 0 false no,$(CLUSTER))
 # The control plane builds before the binaries, not beside them: they
 # share most of the Kubernetes packages, which then compile once (see
 # hack/envtest/build.sh), and each go build keeps every core busy. The
-# binaries' modules download meanwhile.
+# binaries' modules download meanwhile (`modules`).
 .PHONY: run
 run: ## Run the operator on a local playground; CLUSTER=1 runs it against KUBECONFIG's cluster instead.
-	$(MAKE) --no-print-directory -j2 $(if $(RUN_ON_CLUSTER),,envtest) modules
+	$(if $(RUN_ON_CLUSTER),,$(MAKE) --no-print-directory -j2 envtest $(if $(ENVTEST_BUILT),,modules))
 	$(MAKE) --no-print-directory binaries
 	$(BIN)/plinth-playground $(if $(RUN_ON_CLUSTER),-cluster)
 
@@ -200,7 +203,7 @@ playground: ## Build the local playground that `make run` starts.
 # them up to date and links nothing the next time; bin/ gets hard links.
 .PHONY: binaries
 binaries: ## Build the operator and the playground.
-	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/.binaries/ . ./hack/playground
+	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/.binaries/ $(BINARY_PKGS)
 	ln -f $(BIN)/.binaries/plinth $(BIN)/plinth
 	ln -f $(BIN)/.binaries/playground $(BIN)/plinth-playground
 
