@@ -56,6 +56,8 @@ func (s *Scanner) analyse(ctx context.Context, pi platformImage) (artifact.Refer
 	if err != nil {
 		return artifact.Reference{}, err
 	}
+	beginAnalysis()
+	defer endAnalysis()
 	ac := &analysisCache{layerCache: s.layers}
 	analysersMu.Lock()
 	art, err := artifactimage.NewArtifact(img, ac, artifact.Option{

@@ -3,6 +3,8 @@ package trivy
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"sync"
 
 	xos "github.com/aquasecurity/trivy/pkg/x/os"
 )
@@ -29,4 +31,36 @@ func UseTempDir(dir string) error {
 // it once no scan runs any more, as the process ends.
 func RemoveTempFiles() error {
 	return xos.Cleanup()
+}
+
+// Trivy copies each file of 100 MiB or more that an analyser reads to a
+// temporary file, and removes the copy once the file is analysed. When
+// reading the layer fails in the middle of such a file (a layer over the
+// inflation limit, a dropped connection), it keeps the partial copy, which
+// can be as large as the inflation limit allows. The process's analyses are
+// counted, and when the last one ends the copies are removed: none is in
+// use then.
+var analyses struct {
+	mu     sync.Mutex
+	active int
+}
+
+// beginAnalysis counts an analysis that may copy files; endAnalysis ends it.
+func beginAnalysis() {
+	analyses.mu.Lock()
+	analyses.active++
+	analyses.mu.Unlock()
+}
+
+func endAnalysis() {
+	analyses.mu.Lock()
+	defer analyses.mu.Unlock()
+	analyses.active--
+	if analyses.active > 0 {
+		return
+	}
+	left, _ := filepath.Glob(filepath.Join(xos.TempDir(), "cached-file-*"))
+	for _, f := range left {
+		_ = os.Remove(f)
+	}
 }
