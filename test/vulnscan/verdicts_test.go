@@ -56,6 +56,8 @@ func TestMain(m *testing.M) {
 	testEnv = env
 	code := m.Run()
 	_ = env.Stop()
+	// Trivy's temporary directory of this process's in-process scans.
+	_ = trivy.RemoveTempFiles()
 	os.Exit(code)
 }
 
